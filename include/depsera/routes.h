@@ -1,0 +1,14 @@
+/* The route table of the HTTP API. */
+#ifndef DEPSERA_ROUTES_H
+#define DEPSERA_ROUTES_H
+
+#include "depsera/router.h"
+
+extern const dps_route_t dps_routes[];
+extern const size_t dps_routes_count;
+
+/* Handlers, one group per API resource file. */
+void dps_api_health(dps_req_t *r);
+void dps_api_health_live(dps_req_t *r);
+
+#endif

@@ -1,0 +1,12 @@
+/* An HTTP worker process: one h2o event loop accepting on the supervisor's shared socket. */
+#ifndef DEPSERA_WORKER_H
+#define DEPSERA_WORKER_H
+
+#include "depsera/config.h"
+
+/* Runs a worker until SIGTERM has been handled (drain) or a fatal error. `listen_fd` is the shared
+ * listening socket; when accepting, the worker writes its pid to `ready_fd` (then closes it; -1 = none).
+ * Returns the process exit code. */
+int dps_worker_main(const dps_config_t *cfg, int listen_fd, int ready_fd);
+
+#endif

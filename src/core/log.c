@@ -1,0 +1,202 @@
+/* Every log line of every process is formatted and written here, in one write(2). */
+#include "depsera/log.h"
+#include "depsera/util.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES 4096 /* <= PIPE_BUF: lines from several processes never interleave */
+
+static const char *log_role = "cli";
+static dps_log_level_t log_level = DPS_LOG_INFO;
+static int log_json = -1; /* -1: decide from isatty(2) on first use */
+static const char *log_req_id;
+
+static const char *level_names[] = {"trace", "debug", "info", "warn", "error", "fatal", "silent"};
+
+void dps_log_set_role(const char *role)
+{
+    log_role = role;
+}
+
+void dps_log_set_level(dps_log_level_t level)
+{
+    log_level = level;
+}
+
+dps_log_level_t dps_log_get_level(void)
+{
+    return log_level;
+}
+
+void dps_log_set_json(int json)
+{
+    log_json = json;
+}
+
+void dps_log_set_request_id(const char *req_id)
+{
+    log_req_id = req_id;
+}
+
+int dps_log_enabled(dps_log_level_t level)
+{
+    return level >= log_level && log_level != DPS_LOG_SILENT;
+}
+
+int dps_log_level_parse(const char *name)
+{
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+        if (strcmp(name, level_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *dps_log_level_name(dps_log_level_t level)
+{
+    return level_names[level];
+}
+
+/* Appends to a bounded buffer; on overflow the line is truncated, never overrun. */
+typedef struct {
+    char *buf;
+    size_t cap, len;
+} out_t;
+
+static void put(out_t *o, const char *s, size_t n)
+{
+    if (o->len + n > o->cap)
+        n = o->cap - o->len;
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static void puts_(out_t *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void putf(out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(out_t *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        o->len += (size_t)n < o->cap - o->len ? (size_t)n : o->cap - o->len - 1;
+}
+
+static void put_json_str(out_t *o, const char *s)
+{
+    char tmp[8];
+
+    put(o, "\"", 1);
+    for (; s != NULL && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            tmp[0] = '\\', tmp[1] = (char)c;
+            put(o, tmp, 2);
+        } else if (c == '\n') {
+            put(o, "\\n", 2);
+        } else if (c < 0x20) {
+            snprintf(tmp, sizeof(tmp), "\\u%04x", c);
+            put(o, tmp, 6);
+        } else {
+            put(o, (const char *)&c, 1);
+        }
+    }
+    put(o, "\"", 1);
+}
+
+static void put_value(out_t *o, int json, const dps_log_field_t *f)
+{
+    switch (f->type) {
+    case DPS_LF_STR:
+        if (json)
+            put_json_str(o, f->s);
+        else
+            puts_(o, f->s != NULL ? f->s : "");
+        break;
+    case DPS_LF_INT:
+        putf(o, "%lld", f->i);
+        break;
+    case DPS_LF_DBL:
+        putf(o, "%.3f", f->d);
+        break;
+    case DPS_LF_BOOL:
+        puts_(o, f->i ? "true" : "false");
+        break;
+    case DPS_LF_END:
+        break;
+    }
+}
+
+size_t dps_log_format(char *buf, size_t cap, int json, dps_log_level_t level, const char *msg, const dps_log_field_t *fields)
+{
+    out_t o = {buf, cap - 1, 0};
+    char ts[32];
+
+    dps_time_iso8601(dps_now_ms(), ts, sizeof(ts));
+    if (json) {
+        putf(&o, "{\"ts\":\"%s\",\"level\":\"%s\",\"role\":\"%s\",\"pid\":%d", ts, level_names[level], log_role, (int)getpid());
+        if (log_req_id != NULL) {
+            puts_(&o, ",\"req_id\":");
+            put_json_str(&o, log_req_id);
+        }
+        puts_(&o, ",\"msg\":");
+        put_json_str(&o, msg);
+        for (const dps_log_field_t *f = fields; f != NULL && f->type != DPS_LF_END; f++) {
+            put(&o, ",", 1);
+            put_json_str(&o, f->key);
+            put(&o, ":", 1);
+            put_value(&o, 1, f);
+        }
+        put(&o, "}", 1);
+    } else {
+        putf(&o, "%s %-5s %s[%d] ", ts, level_names[level], log_role, (int)getpid());
+        if (log_req_id != NULL)
+            putf(&o, "[%s] ", log_req_id);
+        puts_(&o, msg);
+        for (const dps_log_field_t *f = fields; f != NULL && f->type != DPS_LF_END; f++) {
+            putf(&o, " %s=", f->key);
+            put_value(&o, 0, f);
+        }
+    }
+    /* a truncated JSON line must still end with a newline so the next one parses */
+    buf[o.len++] = '\n';
+    return o.len;
+}
+
+void dps_log_fields(dps_log_level_t level, const char *msg, const dps_log_field_t *fields)
+{
+    char buf[LINE_MAX_BYTES];
+    size_t n;
+
+    if (!dps_log_enabled(level))
+        return;
+    if (log_json < 0)
+        log_json = !isatty(STDERR_FILENO);
+    n = dps_log_format(buf, sizeof(buf), log_json, level, msg, fields);
+    /* one write: atomic on pipes up to PIPE_BUF; a failed log write has nowhere to be reported */
+    if (write(STDERR_FILENO, buf, n) < 0)
+        return;
+}
+
+void dps_logf(dps_log_level_t level, const char *fmt, ...)
+{
+    char msg[LINE_MAX_BYTES / 2];
+    va_list ap;
+
+    if (!dps_log_enabled(level))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    dps_log_fields(level, msg, NULL);
+}

@@ -1,0 +1,94 @@
+/* Clocks, ISO timestamps, hex and strict number parsing used everywhere. */
+#include "depsera/util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+int64_t dps_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t dps_mono_ms(void)
+{
+    return dps_mono_us() / 1000;
+}
+
+int64_t dps_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void dps_time_iso8601(int64_t epoch_ms, char *buf, size_t cap)
+{
+    time_t secs = (time_t)(epoch_ms / 1000);
+    int ms = (int)(epoch_ms % 1000);
+    struct tm tm;
+
+    if (ms < 0) {
+        ms += 1000;
+        secs -= 1;
+    }
+    gmtime_r(&secs, &tm);
+    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+             tm.tm_sec, ms);
+}
+
+void dps_hex_encode(const unsigned char *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+int dps_parse_int(const char *s, long long min, long long max, long long *out)
+{
+    char *end;
+    long long v;
+
+    if (s == NULL || *s == '\0')
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int dps_parse_double(const char *s, double min, double max, double *out)
+{
+    char *end;
+    double v;
+
+    if (s == NULL || *s == '\0')
+        return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(v) || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int dps_random_bytes(void *buf, size_t len)
+{
+    return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+}
+
+int dps_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    return nanosleep(&ts, NULL) == 0 ? 0 : -1;
+}

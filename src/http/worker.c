@@ -1,0 +1,306 @@
+/* An HTTP worker: h2o on the shared listening socket, request dispatch, access log, graceful drain. */
+#include "depsera/worker.h"
+#include "depsera/db.h"
+#include "depsera/http.h"
+#include "depsera/log.h"
+#include "depsera/migrate.h"
+#include "depsera/proc.h"
+#include "depsera/routes.h"
+#include "depsera/util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* One accepted connection, tracked so that a drain knows when nothing is left in flight. */
+typedef struct {
+    h2o_linklist_t link;
+    h2o_socket_t *sock;
+} conn_t;
+
+struct dps_worker {
+    const dps_config_t *cfg;
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    h2o_linklist_t conns;
+    size_t nconns;
+    dps_db_t *db;
+    char id_prefix[13];
+    unsigned long long next_req;
+};
+
+typedef struct {
+    h2o_handler_t super;
+    dps_worker_t *w;
+} handler_t;
+
+typedef struct {
+    h2o_logger_t super;
+    dps_worker_t *w;
+} logger_t;
+
+dps_db_t *dps_worker_db(dps_worker_t *w)
+{
+    return w->db;
+}
+
+static void on_conn_close(void *data)
+{
+    conn_t *c = data; /* the socket is being torn down: touch only our record */
+
+    h2o_linklist_unlink(&c->link);
+    free(c);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    dps_worker_t *w = listener->data;
+
+    if (err != NULL)
+        return;
+    /* a few per wakeup: enough to drain a burst, few enough that idle workers share the load */
+    for (int i = 0; i < 8; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        conn_t *c;
+
+        if (sock == NULL)
+            return;
+        if ((c = malloc(sizeof(*c))) == NULL) {
+            h2o_socket_close(sock);
+            continue;
+        }
+        *c = (conn_t){{NULL, NULL}, sock};
+        h2o_linklist_insert(&w->conns, &c->link);
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = c;
+        h2o_accept(&w->accept_ctx, sock);
+    }
+}
+
+/* Honour a well-formed X-Request-Id from a load balancer; otherwise make one. */
+static const char *request_id(dps_worker_t *w, h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    char *id;
+
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        size_t k;
+        for (k = 0; k < v.len && k < 64; k++)
+            if (!(isalnum((unsigned char)v.base[k]) || v.base[k] == '-' || v.base[k] == '_' || v.base[k] == '.'))
+                break;
+        if (v.len > 0 && v.len <= 64 && k == v.len)
+            return h2o_strdup(&req->pool, v.base, v.len).base;
+    }
+    id = h2o_mem_alloc_pool(&req->pool, 32);
+    snprintf(id, 32, "%s-%llx", w->id_prefix, ++w->next_req);
+    return id;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    dps_worker_t *w = ((handler_t *)self)->w;
+    dps_req_t r = {req, w, NULL, {{0}}, 0, request_id(w, req)};
+    dps_route_match_t m;
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    dps_route_result_t res;
+
+    dps_log_set_request_id(r.req_id);
+    dps_http_add_common_headers(req, r.req_id);
+    res = dps_router_match(dps_routes, dps_routes_count, req->method.base, req->method.len, req->path.base, path_len, &m);
+    if (res == DPS_ROUTE_NOT_FOUND) {
+        dps_http_error(&r, 404, "Not found");
+    } else if (res == DPS_ROUTE_BAD_METHOD) {
+        dps_http_header(&r, "allow", m.allow);
+        dps_http_error(&r, 405, "Method not allowed");
+    } else if (req->entity.base != NULL && req->entity.len > (m.route->max_body ? m.route->max_body : DPS_API_MAX_BODY)) {
+        dps_http_error(&r, 413, "Request body too large");
+    } else {
+        r.route = m.route;
+        memcpy(r.params, m.params, sizeof(m.params));
+        r.nparams = m.nparams;
+        m.route->handler(&r);
+    }
+    dps_log_set_request_id(NULL);
+    return 0;
+}
+
+static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1);
+    char method[16], path[1024], id[72];
+    struct timeval now;
+    double ms;
+
+    if (!dps_log_enabled(DPS_LOG_INFO))
+        return;
+    gettimeofday(&now, NULL);
+    ms = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000.0 +
+         (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1000.0;
+    snprintf(method, sizeof(method), "%.*s", (int)req->method.len, req->method.base);
+    snprintf(path, sizeof(path), "%.*s", (int)req->path.len, req->path.base);
+    snprintf(id, sizeof(id), "%.*s", i >= 0 ? (int)req->res.headers.entries[i].value.len : 0,
+             i >= 0 ? req->res.headers.entries[i].value.base : "");
+    dps_log_set_request_id(i >= 0 ? id : NULL);
+    DPS_LOG(DPS_LOG_INFO, "request", DPS_F_STR("method", method), DPS_F_STR("path", path), DPS_F_INT("status", req->res.status),
+            DPS_F_INT("bytes", req->bytes_sent), DPS_F_DBL("duration_ms", ms));
+    dps_log_set_request_id(NULL);
+}
+
+/* A connection is busy while h2o holds request bytes for it: a partial request, one being handled or
+ * answered, or a pipelined one. Idle keep-alive connections hold none and may be closed. */
+static int all_connections_idle(dps_worker_t *w)
+{
+    for (h2o_linklist_t *n = w->conns.next; n != &w->conns; n = n->next) {
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, n);
+        if (c->sock->input != NULL && c->sock->input->size > 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* Each new connection verifies that the database has exactly this binary's schema. */
+static int on_db_connect(PGconn *conn, void *arg)
+{
+    char why[512];
+    int r = dps_migrate_verify(conn, why, sizeof(why));
+
+    if (r == 0)
+        return 0;
+    DPS_LOG(DPS_LOG_ERROR, "database schema does not match this binary", DPS_F_STR("reason", r > 0 ? why : "cannot read"));
+    return -1;
+}
+
+static int setup(dps_worker_t *w, const dps_config_t *cfg, int listen_fd)
+{
+    h2o_hostconf_t *host;
+    h2o_pathconf_t *path;
+    handler_t *h;
+    logger_t *lg;
+    unsigned char rnd[6];
+
+    w->cfg = cfg;
+    h2o_linklist_init_anchor(&w->conns);
+    if (dps_random_bytes(rnd, sizeof(rnd)) != 0)
+        return -1;
+    dps_hex_encode(rnd, sizeof(rnd), w->id_prefix);
+    dps_http_init_common_headers(dps_config_is_production(cfg));
+    if ((w->db = dps_db_create(cfg->database_url, "depsera-worker")) == NULL)
+        return -1;
+    dps_db_set_on_connect(w->db, on_db_connect, w);
+
+    h2o_config_init(&w->globalconf);
+    w->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("depsera"));
+    /* the largest body any route takes; each route checks its own, smaller limit */
+    w->globalconf.max_request_entity_size = (size_t)cfg->otlp_max_body_bytes;
+    host = h2o_config_register_host(&w->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    path = h2o_config_register_path(host, "/", 0);
+    h = (handler_t *)h2o_create_handler(path, sizeof(*h));
+    h->super.on_req = on_req;
+    h->w = w;
+    lg = (logger_t *)h2o_create_logger(path, sizeof(*lg));
+    lg->super.log_access = on_log_access;
+    lg->w = w;
+    /* requests h2o rejects itself (malformed, too large) are bound to the fallback path: log them too */
+    lg = (logger_t *)h2o_create_logger(&host->fallback_path, sizeof(*lg));
+    lg->super.log_access = on_log_access;
+    lg->w = w;
+
+    h2o_context_init(&w->ctx, h2o_evloop_create(), &w->globalconf);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = w->globalconf.hosts;
+    w->listener = h2o_evloop_socket_create(w->ctx.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+    return 0;
+}
+
+/* Stop accepting and ask h2o to end keep-alive; returns the drain deadline. */
+static int64_t start_drain(dps_worker_t *w)
+{
+    if (w->listener != NULL) {
+        h2o_socket_read_stop(w->listener);
+        h2o_socket_close(w->listener);
+        w->listener = NULL;
+    }
+    h2o_context_request_shutdown(&w->ctx);
+    DPS_LOG(DPS_LOG_INFO, "draining", DPS_F_INT("timeout_ms", w->cfg->drain_timeout_ms));
+    return dps_mono_ms() + w->cfg->drain_timeout_ms;
+}
+
+/* Close what is left through h2o's own paths: shutting a socket down makes h2o see EOF and free the
+ * connection properly (closing the socket under it would leak it and trip its timeout asserts). */
+static int close_remaining(dps_worker_t *w)
+{
+    for (h2o_linklist_t *n = w->conns.next; n != &w->conns; n = n->next)
+        shutdown(h2o_socket_get_fd(H2O_STRUCT_FROM_MEMBER(conn_t, link, n)->sock), SHUT_RDWR);
+    for (int i = 0; i < 100 && !h2o_linklist_is_empty(&w->conns); i++)
+        h2o_evloop_run(w->ctx.loop, 10);
+    return h2o_linklist_is_empty(&w->conns) ? 0 : -1;
+}
+
+static void teardown(dps_worker_t *w)
+{
+    h2o_evloop_t *loop = w->ctx.loop;
+
+    if (close_remaining(w) != 0) {
+        /* h2o still holds connections: disposing now would assert; the exit closes the sockets */
+        DPS_LOG(DPS_LOG_WARN, "connections still open at exit", DPS_F_INT("count", h2o_linklist_is_empty(&w->conns) ? 0 : 1));
+        dps_db_destroy(w->db);
+        return;
+    }
+    /* request_shutdown armed HTTP/2's GOAWAY timer; h2o_context_dispose asserts its timeouts are idle */
+    if (h2o_timeout_is_linked(&w->ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
+    h2o_context_dispose(&w->ctx);
+    h2o_evloop_destroy(loop);
+    h2o_config_dispose(&w->globalconf);
+    dps_db_destroy(w->db);
+}
+
+int dps_worker_main(const dps_config_t *cfg, int listen_fd, int ready_fd)
+{
+    dps_worker_t w;
+    sigset_t none;
+    int64_t deadline = 0;
+    pid_t pid = getpid();
+
+    memset(&w, 0, sizeof(w));
+    /* h2o's loop waits in epoll_wait: let the flag-setting handlers interrupt it */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the whole group: the supervisor decides */
+    if (setup(&w, cfg, listen_fd) != 0) {
+        DPS_LOG(DPS_LOG_FATAL, "worker set-up failed");
+        return 1;
+    }
+    if (ready_fd >= 0) {
+        if (write(ready_fd, &pid, sizeof(pid)) != sizeof(pid))
+            DPS_LOG(DPS_LOG_WARN, "cannot report readiness", DPS_F_STR("error", strerror(errno)));
+        close(ready_fd);
+    }
+    DPS_LOG(DPS_LOG_DEBUG, "worker ready");
+    for (;;) {
+        h2o_evloop_run(w.ctx.loop, deadline ? 20 : 500);
+        if (dps_sig_term && deadline == 0)
+            deadline = start_drain(&w);
+        if (deadline == 0)
+            continue;
+        if (all_connections_idle(&w))
+            break;
+        if (dps_mono_ms() >= deadline) {
+            DPS_LOG(DPS_LOG_WARN, "drain timeout: closing busy connections");
+            break;
+        }
+    }
+    teardown(&w);
+    DPS_LOG(DPS_LOG_INFO, "worker stopped");
+    return 0;
+}

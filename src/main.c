@@ -1,0 +1,35 @@
+/* depsera: dispatch to a subcommand. */
+#include "depsera/cli.h"
+#include "depsera/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        dps_cli_usage(stderr);
+        return DPS_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        dps_cli_usage(stdout);
+        return DPS_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        return dps_cmd_version(argc - 1, argv + 1);
+    for (unsigned i = 0; i < dps_commands_count; i++) {
+        const dps_command_t *cmd = &dps_commands[i];
+        if (strcmp(argv[1], cmd->name) != 0)
+            continue;
+        for (int j = 2; j < argc; j++) {
+            if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0) {
+                dps_cli_command_help(cmd, stdout);
+                return DPS_EXIT_OK;
+            }
+        }
+        return cmd->run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "depsera: unknown command \"%s\"\n\n", argv[1]);
+    dps_cli_usage(stderr);
+    return DPS_EXIT_USAGE;
+}
