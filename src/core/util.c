@@ -1,6 +1,7 @@
 /* Clocks, ISO timestamps, hex and strict number parsing used everywhere. */
 #include "depsera/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <openssl/rand.h>
@@ -57,7 +58,8 @@ int dps_parse_int(const char *s, long long min, long long max, long long *out)
     char *end;
     long long v;
 
-    if (s == NULL || *s == '\0')
+    /* strtoll would skip leading blanks and take a '+': a configuration value is exactly digits */
+    if (s == NULL || !(isdigit((unsigned char)*s) || (*s == '-' && isdigit((unsigned char)s[1]))))
         return -1;
     errno = 0;
     v = strtoll(s, &end, 10);
@@ -72,7 +74,7 @@ int dps_parse_double(const char *s, double min, double max, double *out)
     char *end;
     double v;
 
-    if (s == NULL || *s == '\0')
+    if (s == NULL || !(isdigit((unsigned char)*s) || ((*s == '-' || *s == '.') && s[1] != '\0')))
         return -1;
     errno = 0;
     v = strtod(s, &end);

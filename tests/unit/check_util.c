@@ -1,0 +1,97 @@
+/* Unit tests of the small helpers: strict integer parsing, ISO time, hex, passwords, exit statuses. */
+#include "depsera/password.h"
+#include "depsera/proc.h"
+#include "depsera/util.h"
+
+#include <check.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static const struct {
+    const char *in;
+    int ok;
+    long long want;
+} ints[] = {
+    {"0", 1, 0},      {"42", 1, 42},   {"-7", 1, -7},  {"", 0, 0},        {" 1", 0, 0},
+    {"1 ", 0, 0},     {"1e3", 0, 0},   {"0x10", 0, 0}, {"99999999999999999999", 0, 0}, {"101", 0, 0},
+};
+
+START_TEST(parse_int_strict)
+{
+    long long v = -1;
+    int r = dps_parse_int(ints[_i].in, -100, 100, &v);
+
+    ck_assert_msg((r == 0) == ints[_i].ok, "\"%s\"", ints[_i].in);
+    if (ints[_i].ok)
+        ck_assert_int_eq(v, ints[_i].want);
+}
+END_TEST
+
+START_TEST(iso_time)
+{
+    char buf[32];
+
+    dps_time_iso8601(0, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "1970-01-01T00:00:00.000Z");
+    dps_time_iso8601(1775527800123LL, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "2026-04-07T02:10:00.123Z");
+}
+END_TEST
+
+START_TEST(hex)
+{
+    unsigned char in[] = {0x00, 0xab, 0x7f, 0xff};
+    char out[9];
+
+    dps_hex_encode(in, sizeof(in), out);
+    ck_assert_str_eq(out, "00ab7fff");
+}
+END_TEST
+
+START_TEST(password_roundtrip)
+{
+    char hash[DPS_PASSWORD_HASH_MAX], other[DPS_PASSWORD_HASH_MAX];
+
+    /* cost 4 keeps the test fast; production uses DPS_PASSWORD_COST */
+    ck_assert_int_eq(dps_password_hash("correct horse", 4, hash, sizeof(hash)), 0);
+    ck_assert(strncmp(hash, "$2b$04$", 7) == 0);
+    ck_assert(dps_password_verify("correct horse", hash));
+    ck_assert(!dps_password_verify("correct horsf", hash));
+    ck_assert(!dps_password_verify("correct horse", "not-a-hash"));
+    ck_assert(!dps_password_verify("correct horse", NULL));
+    ck_assert_int_eq(dps_password_hash("correct horse", 4, other, sizeof(other)), 0);
+    ck_assert_str_ne(hash, other); /* fresh salt each time */
+}
+END_TEST
+
+START_TEST(describe_status)
+{
+    char buf[128];
+
+    dps_proc_describe_status(1 << 8, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "exited with code 1");
+    dps_proc_describe_status(SIGKILL, buf, sizeof(buf));
+    ck_assert(strncmp(buf, "killed by signal 9", 18) == 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("util");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_loop_test(tc, parse_int_strict, 0, sizeof(ints) / sizeof(ints[0]));
+    tcase_add_test(tc, iso_time);
+    tcase_add_test(tc, hex);
+    tcase_add_test(tc, password_roundtrip);
+    tcase_add_test(tc, describe_status);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
