@@ -45,6 +45,18 @@ typedef struct {
     dps_worker_t *w;
 } logger_t;
 
+typedef struct {
+    h2o_filter_t super;
+    dps_worker_t *w;
+} filter_t;
+
+/* Replaces the body of an error h2o produced itself with our JSON one. */
+typedef struct {
+    h2o_ostream_t super;
+    h2o_iovec_t body;
+    int sent;
+} json_ostream_t;
+
 dps_db_t *dps_worker_db(dps_worker_t *w)
 {
     return w->db;
@@ -101,6 +113,63 @@ static const char *request_id(dps_worker_t *w, h2o_req_t *req)
     id = h2o_mem_alloc_pool(&req->pool, 32);
     snprintf(id, 32, "%s-%llx", w->id_prefix, ++w->next_req);
     return id;
+}
+
+static const char *internal_error_text(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad request";
+    case 408:
+        return "Request timeout";
+    case 413:
+        return "Request body too large";
+    case 414:
+        return "Request URI too long";
+    case 417:
+        return "Expectation failed";
+    default:
+        return "Request failed";
+    }
+}
+
+static void on_send_json(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt, h2o_send_state_t state)
+{
+    json_ostream_t *o = (json_ostream_t *)self;
+
+    if (!o->sent && !h2o_send_state_is_in_progress(state)) {
+        o->sent = 1;
+        h2o_ostream_send_next(self, req, &o->body, 1, state);
+        return;
+    }
+    h2o_ostream_send_next(self, req, NULL, 0, state);
+}
+
+/* Errors h2o sends itself (malformed request, body over the global cap) bypass our handler: give
+ * them the same JSON body and headers as every other response. Ours carry X-Request-Id already. */
+static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    dps_worker_t *w = ((filter_t *)self)->w;
+    json_ostream_t *o;
+    ssize_t ct;
+    char *body;
+
+    if (req->res.status < 400 || h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("x-request-id"), -1) >= 0) {
+        h2o_setup_next_ostream(req, slot);
+        return;
+    }
+    if ((ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1)) >= 0)
+        h2o_delete_header(&req->res.headers, ct);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json; charset=utf-8"));
+    dps_http_add_common_headers(req, request_id(w, req));
+    body = h2o_mem_alloc_pool(&req->pool, 64);
+    snprintf(body, 64, "{\"error\":\"%s\"}", internal_error_text(req->res.status));
+    req->res.content_length = strlen(body);
+    o = (json_ostream_t *)h2o_add_ostream(req, sizeof(*o), slot);
+    o->super.do_send = on_send_json;
+    o->body = h2o_iovec_init(body, strlen(body));
+    o->sent = 0;
+    h2o_setup_next_ostream(req, &o->super.next);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -207,10 +276,16 @@ static int setup(dps_worker_t *w, const dps_config_t *cfg, int listen_fd)
     lg = (logger_t *)h2o_create_logger(path, sizeof(*lg));
     lg->super.log_access = on_log_access;
     lg->w = w;
-    /* requests h2o rejects itself (malformed, too large) are bound to the fallback path: log them too */
+    /* requests h2o rejects itself (malformed, too large) are bound to the fallback path: log them and
+     * give them JSON bodies too */
     lg = (logger_t *)h2o_create_logger(&host->fallback_path, sizeof(*lg));
     lg->super.log_access = on_log_access;
     lg->w = w;
+    for (int i = 0; i < 2; i++) {
+        filter_t *f = (filter_t *)h2o_create_filter(i == 0 ? path : &host->fallback_path, sizeof(*f));
+        f->super.on_setup_ostream = on_setup_ostream;
+        f->w = w;
+    }
 
     h2o_context_init(&w->ctx, h2o_evloop_create(), &w->globalconf);
     w->accept_ctx.ctx = &w->ctx;
