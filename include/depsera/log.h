@@ -43,6 +43,10 @@ void dps_log_set_json(int json);
 /* Request id stamped on lines logged while handling a request; NULL clears. Not copied: must outlive its use. */
 void dps_log_set_request_id(const char *req_id);
 int dps_log_enabled(dps_log_level_t level);
+/* Batch info/debug lines in memory until dps_log_flush() (an event loop calls it once per turn);
+ * warnings and worse are written at once. Turning buffering off flushes. */
+void dps_log_set_buffered(int buffered);
+void dps_log_flush(void);
 
 void dps_log_fields(dps_log_level_t level, const char *msg, const dps_log_field_t *fields);
 void dps_logf(dps_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -14,12 +14,32 @@ static const char *log_role = "cli";
 static dps_log_level_t log_level = DPS_LOG_INFO;
 static int log_json = -1; /* -1: decide from isatty(2) on first use */
 static const char *log_req_id;
+static int log_buffered;        /* workers batch lines per event-loop turn (one write for many) */
+static char log_buf[LINE_MAX_BYTES];
+static size_t log_buf_len;
+static pid_t log_pid; /* cached: getpid() is a system call, and a forked child resets it via set_role */
 
 static const char *level_names[] = {"trace", "debug", "info", "warn", "error", "fatal", "silent"};
 
 void dps_log_set_role(const char *role)
 {
     log_role = role;
+    log_pid = getpid();
+}
+
+/* ISO timestamp of now; the part up to the seconds is formatted once per second. */
+static void now_iso(char *buf, size_t cap)
+{
+    static int64_t cached_sec = -1;
+    static char cached[32];
+    int64_t ms = dps_now_ms();
+
+    if (ms / 1000 != cached_sec) {
+        cached_sec = ms / 1000;
+        dps_time_iso8601(cached_sec * 1000, cached, sizeof(cached));
+    }
+    /* "YYYY-MM-DDTHH:MM:SS." is 20 characters; then milliseconds and Z */
+    snprintf(buf, cap, "%.20s%03dZ", cached, (int)(ms % 1000));
 }
 
 void dps_log_set_level(dps_log_level_t level)
@@ -142,9 +162,11 @@ size_t dps_log_format(char *buf, size_t cap, int json, dps_log_level_t level, co
     out_t o = {buf, cap - 1, 0};
     char ts[32];
 
-    dps_time_iso8601(dps_now_ms(), ts, sizeof(ts));
+    now_iso(ts, sizeof(ts));
+    if (log_pid == 0)
+        log_pid = getpid();
     if (json) {
-        putf(&o, "{\"ts\":\"%s\",\"level\":\"%s\",\"role\":\"%s\",\"pid\":%d", ts, level_names[level], log_role, (int)getpid());
+        putf(&o, "{\"ts\":\"%s\",\"level\":\"%s\",\"role\":\"%s\",\"pid\":%d", ts, level_names[level], log_role, (int)log_pid);
         if (log_req_id != NULL) {
             puts_(&o, ",\"req_id\":");
             put_json_str(&o, log_req_id);
@@ -159,7 +181,7 @@ size_t dps_log_format(char *buf, size_t cap, int json, dps_log_level_t level, co
         }
         put(&o, "}", 1);
     } else {
-        putf(&o, "%s %-5s %s[%d] ", ts, level_names[level], log_role, (int)getpid());
+        putf(&o, "%s %-5s %s[%d] ", ts, level_names[level], log_role, (int)log_pid);
         if (log_req_id != NULL)
             putf(&o, "[%s] ", log_req_id);
         puts_(&o, msg);
@@ -173,6 +195,27 @@ size_t dps_log_format(char *buf, size_t cap, int json, dps_log_level_t level, co
     return o.len;
 }
 
+static void write_out(const char *buf, size_t n)
+{
+    /* one write of whole lines, at most PIPE_BUF bytes: atomic on pipes, so lines of several
+     * processes never interleave; a failed log write has nowhere to be reported */
+    if (write(STDERR_FILENO, buf, n) < 0)
+        return;
+}
+
+void dps_log_flush(void)
+{
+    if (log_buf_len > 0)
+        write_out(log_buf, log_buf_len);
+    log_buf_len = 0;
+}
+
+void dps_log_set_buffered(int buffered)
+{
+    dps_log_flush();
+    log_buffered = buffered;
+}
+
 void dps_log_fields(dps_log_level_t level, const char *msg, const dps_log_field_t *fields)
 {
     char buf[LINE_MAX_BYTES];
@@ -183,9 +226,15 @@ void dps_log_fields(dps_log_level_t level, const char *msg, const dps_log_field_
     if (log_json < 0)
         log_json = !isatty(STDERR_FILENO);
     n = dps_log_format(buf, sizeof(buf), log_json, level, msg, fields);
-    /* one write: atomic on pipes up to PIPE_BUF; a failed log write has nowhere to be reported */
-    if (write(STDERR_FILENO, buf, n) < 0)
+    if (!log_buffered || level >= DPS_LOG_WARN) {
+        dps_log_flush();
+        write_out(buf, n);
         return;
+    }
+    if (log_buf_len + n > sizeof(log_buf))
+        dps_log_flush();
+    memcpy(log_buf + log_buf_len, buf, n);
+    log_buf_len += n;
 }
 
 void dps_logf(dps_log_level_t level, const char *fmt, ...)

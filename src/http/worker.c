@@ -362,8 +362,10 @@ int dps_worker_main(const dps_config_t *cfg, int listen_fd, int ready_fd)
         close(ready_fd);
     }
     DPS_LOG(DPS_LOG_DEBUG, "worker ready");
+    dps_log_set_buffered(1);
     for (;;) {
         h2o_evloop_run(w.ctx.loop, deadline ? 20 : 500);
+        dps_log_flush();
         if (dps_sig_term && deadline == 0)
             deadline = start_drain(&w);
         if (deadline == 0)
@@ -376,6 +378,7 @@ int dps_worker_main(const dps_config_t *cfg, int listen_fd, int ready_fd)
         }
     }
     teardown(&w);
+    dps_log_set_buffered(0);
     DPS_LOG(DPS_LOG_INFO, "worker stopped");
     return 0;
 }
