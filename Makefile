@@ -56,7 +56,14 @@ export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_s
 export LSAN_OPTIONS  ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
-.PHONY: all check unit integration bench install uninstall clean distclean format man run deps
+FUZZ_TARGETS = fuzz_router fuzz_log
+FUZZ_SECONDS ?= 30
+FUZZ_CC      ?= clang
+FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -D_GNU_SOURCE $(LIB_CFLAGS)
+fuzz_router_SRCS = src/http/router.c
+fuzz_log_SRCS    = src/core/log.c src/core/util.c
+
+.PHONY: all check unit integration bench fuzz install uninstall clean distclean format man run deps
 all: depsera
 
 # Bootstrap on a fresh clone: install packages, generate and run configure.
@@ -105,6 +112,20 @@ man-check: depsera
 
 man: depsera
 	./depsera config --roff | scripts/man-env.sh update man/depsera.1
+
+# libFuzzer targets for every decoder of client input; each runs FUZZ_SECONDS from its seed corpus.
+$(BUILD)/fuzz/%: tests/fuzz/%.c config.mk
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $($*_SRCS) $(LIB_LIBS)
+
+fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$t && \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS)s" && \
+	  if ! $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	      $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t > $(BUILD)/fuzz/$$t.log 2>&1; then \
+	    tail -40 $(BUILD)/fuzz/$$t.log; exit 1; fi; \
+	  grep -E "stat::number_of_executed_units|stat::peak_rss" $(BUILD)/fuzz/$$t.log; done
 
 bench: depsera
 	tests/bench/run.sh ./depsera

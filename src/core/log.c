@@ -2,6 +2,7 @@
 #include "depsera/log.h"
 #include "depsera/util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -112,24 +113,55 @@ static void putf(out_t *o, const char *fmt, ...)
         o->len += (size_t)n < o->cap - o->len ? (size_t)n : o->cap - o->len - 1;
 }
 
-static void put_json_str(out_t *o, const char *s)
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if the bytes there are not one. */
+static size_t utf8_len(const unsigned char *s)
 {
+    size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+    uint32_t cp;
+
+    if (s[0] < 0xc2 || s[0] > 0xf4)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    cp = n == 2 ? (uint32_t)(s[0] & 0x1f) << 6 | (s[1] & 0x3f)
+         : n == 3 ? (uint32_t)(s[0] & 0x0f) << 12 | (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f)
+                  : (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3f) << 12 | (uint32_t)(s[2] & 0x3f) << 6 | (s[3] & 0x3f);
+    /* overlong forms, surrogates and values past U+10FFFF are not UTF-8 */
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+/* Client-supplied text (paths, headers) may be any bytes: escape controls, and replace bytes that
+ * are not UTF-8 with U+FFFD so that every line stays valid JSON. */
+static void put_json_str(out_t *o, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
     char tmp[8];
 
     put(o, "\"", 1);
-    for (; s != NULL && *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    while (s != NULL && *s) {
+        unsigned char c = *s;
+        size_t n;
         if (c == '"' || c == '\\') {
             tmp[0] = '\\', tmp[1] = (char)c;
             put(o, tmp, 2);
         } else if (c == '\n') {
             put(o, "\\n", 2);
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c == 0x7f) {
             snprintf(tmp, sizeof(tmp), "\\u%04x", c);
             put(o, tmp, 6);
+        } else if (c < 0x80) {
+            put(o, (const char *)s, 1);
+        } else if ((n = utf8_len(s)) > 0) {
+            put(o, (const char *)s, n);
+            s += n;
+            continue;
         } else {
-            put(o, (const char *)&c, 1);
+            put(o, "\\ufffd", 6);
         }
+        s++;
     }
     put(o, "\"", 1);
 }
@@ -157,7 +189,7 @@ static void put_value(out_t *o, int json, const dps_log_field_t *f)
     }
 }
 
-size_t dps_log_format(char *buf, size_t cap, int json, dps_log_level_t level, const char *msg, const dps_log_field_t *fields)
+static size_t format_line(char *buf, size_t cap, int json, dps_log_level_t level, const char *msg, const dps_log_field_t *fields)
 {
     out_t o = {buf, cap - 1, 0};
     char ts[32];
@@ -190,9 +222,18 @@ size_t dps_log_format(char *buf, size_t cap, int json, dps_log_level_t level, co
             put_value(&o, 0, f);
         }
     }
-    /* a truncated JSON line must still end with a newline so the next one parses */
     buf[o.len++] = '\n';
     return o.len;
+}
+
+size_t dps_log_format(char *buf, size_t cap, int json, dps_log_level_t level, const char *msg, const dps_log_field_t *fields)
+{
+    size_t n = format_line(buf, cap, json, level, msg, fields);
+
+    /* a line that did not fit would be cut mid-JSON: say so in a line that parses instead */
+    if (n >= cap)
+        n = format_line(buf, cap, json, level, "log line too long: dropped", NULL);
+    return n;
 }
 
 static void write_out(const char *buf, size_t n)
