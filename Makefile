@@ -63,7 +63,7 @@ FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -D_GNU_SOUR
 fuzz_router_SRCS = src/http/router.c
 fuzz_log_SRCS    = src/core/log.c src/core/util.c
 
-.PHONY: all check unit integration bench fuzz install uninstall clean distclean format man run deps
+.PHONY: all check unit integration bench fuzz man-check install uninstall clean distclean format man run deps
 all: depsera
 
 # Bootstrap on a fresh clone: install packages, generate and run configure.

@@ -27,6 +27,9 @@ int dps_cmd_user(int argc, char **argv);
 int dps_cmd_config(int argc, char **argv);
 int dps_cmd_version(int argc, char **argv);
 
+/* Takes "--env-file FILE" out of argv (compacting it) into *file (NULL when absent);
+ * -1 with a message when the file name is missing. */
+int dps_cli_take_env_file(int *argc, char **argv, const char **file);
 /* Print the usage of all commands. */
 void dps_cli_usage(FILE *out);
 /* Print one command's help. */

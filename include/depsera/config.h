@@ -7,6 +7,7 @@
 /* The parsed configuration. Strings are owned by the struct (dps_config_free). */
 typedef struct dps_config {
     char *database_url;
+    char *database_listen_url;
     char *host;
     long long port;
     long long workers;

@@ -55,8 +55,9 @@ int dps_migrate_up(PGconn *conn, FILE *progress, char *err, size_t cap) __attrib
 /* Reverts the last `n` applied migrations, newest first. 0, or -1 with err. */
 int dps_migrate_down(PGconn *conn, int n, FILE *progress, char *err, size_t cap) __attribute__((warn_unused_result));
 /* 0 if the schema is exactly this binary's (all applied, none modified or unknown); 1 if not, with a
- * description and the command to run in why; -1 if the state could not be read. */
-int dps_migrate_verify(PGconn *conn, char *why, size_t cap) __attribute__((warn_unused_result));
+ * description and the command to run in why; -1 if the state could not be read. With allow_unknown,
+ * migrations newer than this binary are tolerated (a rolling upgrade migrated ahead of this node). */
+int dps_migrate_verify(PGconn *conn, int allow_unknown, char *why, size_t cap) __attribute__((warn_unused_result));
 
 const char *dps_mig_state_name(dps_mig_state_t s);
 

@@ -25,9 +25,9 @@ const dps_command_t dps_commands[] = {
      "  up        apply every pending migration (safe to run concurrently)\n"
      "  down [N]  revert the last N applied migrations (default 1)\n"
      "  status    list applied, pending, modified and unknown migrations; exit 1 if any is modified or unknown\n"},
-    {"user", dps_cmd_user, "user create --email EMAIL --name NAME --role admin|user [--password-file FILE]",
-     "Create a local user. The password is read from FILE, or from standard input (first line),\n"
-     "never from the command line. It must have at least 8 characters.\n"},
+    {"user", dps_cmd_user, "user create --email EMAIL --name NAME [--role admin|user] [--password-file FILE] [--env-file FILE]",
+     "Create a local user (role defaults to user). The password is read from FILE, or from standard\n"
+     "input (first line), never from the command line. It must have at least 8 characters.\n"},
     {"config", dps_cmd_config, "config [--roff] [--env-file FILE]",
      "Print the effective configuration (secrets masked), or with --roff the ENVIRONMENT section of\n"
      "the man page. Exits 2 if the configuration is invalid.\n"},
@@ -52,8 +52,7 @@ void dps_cli_command_help(const dps_command_t *cmd, FILE *out)
     dps_config_print_help(out);
 }
 
-/* Takes "--env-file FILE" out of argv (compacting it); returns the file or NULL. -1 on a missing value. */
-static int take_env_file(int *argc, char **argv, const char **file)
+int dps_cli_take_env_file(int *argc, char **argv, const char **file)
 {
     *file = NULL;
     for (int i = 1; i < *argc; i++) {
@@ -95,7 +94,7 @@ int dps_cmd_serve(int argc, char **argv)
     dps_serve_opts_t opts = {0, 0, NULL};
     dps_config_t cfg;
 
-    if (take_env_file(&argc, argv, &opts.env_file) != 0)
+    if (dps_cli_take_env_file(&argc, argv, &opts.env_file) != 0)
         return DPS_EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-poller") == 0)
@@ -117,7 +116,7 @@ static int run_background(int argc, char **argv, int (*main_fn)(const dps_config
     dps_config_t cfg;
     int code;
 
-    if (take_env_file(&argc, argv, &env_file) != 0)
+    if (dps_cli_take_env_file(&argc, argv, &env_file) != 0)
         return DPS_EXIT_USAGE;
     if (argc > 1)
         return bad_usage(argv[0], argv[1]);
@@ -150,7 +149,7 @@ int dps_cmd_config(int argc, char **argv)
     dps_config_t cfg;
     int roff = 0;
 
-    if (take_env_file(&argc, argv, &env_file) != 0)
+    if (dps_cli_take_env_file(&argc, argv, &env_file) != 0)
         return DPS_EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--roff") == 0)

@@ -68,14 +68,8 @@ int dps_cmd_migrate(int argc, char **argv)
     PGconn *conn;
     int code = DPS_EXIT_OK;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--env-file") == 0 && i + 1 < argc) {
-            env_file = argv[i + 1];
-            memmove(&argv[i], &argv[i + 2], (size_t)(argc - i - 2) * sizeof(char *));
-            argc -= 2;
-            i--;
-        }
-    }
+    if (dps_cli_take_env_file(&argc, argv, &env_file) != 0)
+        return DPS_EXIT_USAGE;
     if (parse_args(argc, argv, &action, &count) != 0)
         return DPS_EXIT_USAGE;
     if (dps_config_load_env(&cfg, env_file, err, sizeof(err)) != 0) {

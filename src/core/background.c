@@ -23,7 +23,9 @@ int dps_background_run(const dps_config_t *cfg, const dps_background_t *bg)
     int64_t next_tick;
 
     dps_proc_install_signals(&wait_mask);
-    if ((l = dps_listener_create(cfg->database_url, bg->app_name, channels, 1)) == NULL) {
+    const char *url = *cfg->database_listen_url ? cfg->database_listen_url : cfg->database_url;
+
+    if ((l = dps_listener_create(url, bg->app_name, channels, 1)) == NULL) {
         DPS_LOG(DPS_LOG_FATAL, "out of memory");
         return 1;
     }

@@ -25,6 +25,9 @@ const dps_config_var_t dps_config_vars[] = {
     /* core / HTTP */
     {"DATABASE_URL", DPS_CFG_STR, "", NULL, 0, 0,
      "PostgreSQL connection string (URI or key=value); empty uses libpq's PG* variables", OFF(database_url), 1},
+    {"DATABASE_LISTEN_URL", DPS_CFG_STR, "", NULL, 0, 0,
+     "connection for LISTEN (poller, pruner); must reach PostgreSQL directly, not through a transaction pooler; "
+     "empty = DATABASE_URL", OFF(database_listen_url), 1},
     {"HOST", DPS_CFG_STR, "127.0.0.1", v_host, 0, 0, "address to listen on (IPv4 or IPv6 literal)", OFF(host), 0},
     {"PORT", DPS_CFG_INT, "3001", NULL, 1, 65535, "TCP port to listen on", OFF(port), 0},
     {"WORKERS", DPS_CFG_INT, NULL, NULL, 1, 256, "HTTP worker processes (default: 2 x CPU cores)", OFF(workers), 0},
@@ -68,7 +71,7 @@ const dps_config_var_t dps_config_vars[] = {
     {"OTLP_USAGE_FLUSH_INTERVAL_MS", DPS_CFG_INT, "5000", NULL, 100, 3600000, "usage counters flush period",
      OFF(otlp_usage_flush_interval_ms), 0},
     {"OTLP_MAX_BODY_BYTES", DPS_CFG_INT, "20971520", NULL, 1024, 1073741824,
-     "largest OTLP request body accepted, after decompression", OFF(otlp_max_body_bytes), 0},
+     "largest request body accepted on the wire, and largest OTLP body after decompression", OFF(otlp_max_body_bytes), 0},
     /* polling, SSRF, retention */
     {"POLL_MAX_CONCURRENT_PER_HOST", DPS_CFG_INT, "5", NULL, 1, 1000, "simultaneous polls per target host",
      OFF(poll_max_concurrent_per_host), 0},

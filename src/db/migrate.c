@@ -125,7 +125,7 @@ int dps_migrate_status(PGconn *conn, dps_mig_status_t **out, size_t *n, char *er
     return 0;
 }
 
-int dps_migrate_verify(PGconn *conn, char *why, size_t cap)
+int dps_migrate_verify(PGconn *conn, int allow_unknown, char *why, size_t cap)
 {
     dps_mig_status_t *st;
     size_t n, counts[4] = {0};
@@ -135,6 +135,8 @@ int dps_migrate_verify(PGconn *conn, char *why, size_t cap)
     for (size_t i = 0; i < n; i++)
         counts[st[i].state]++;
     free(st);
+    if (allow_unknown)
+        counts[DPS_MIG_UNKNOWN] = 0;
     if (counts[DPS_MIG_PENDING] + counts[DPS_MIG_MODIFIED] + counts[DPS_MIG_UNKNOWN] == 0)
         return 0;
     if (counts[DPS_MIG_UNKNOWN] > 0)
@@ -303,6 +305,12 @@ static int revert_latest(PGconn *conn, FILE *progress, char *err, size_t cap)
         return -1;
     params[0] = m->id;
     res = PQexecParams(conn, "DELETE FROM _migrations WHERE id = $1", 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        snprintf(err, cap, "recording the revert of %s_%s: %s", m->id, m->name, PQresultErrorMessage(res));
+        PQclear(res);
+        PQclear(PQexec(conn, "ROLLBACK"));
+        return -1;
+    }
     PQclear(res);
     if (exec_or_rollback(conn, "COMMIT", "commit", err, cap) != 0)
         return -1;

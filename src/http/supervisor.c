@@ -258,6 +258,25 @@ static void retire_old_workers(sup_t *s, int all)
     }
 }
 
+/* The previous-generation workers not yet retired take back the worker slots that were not
+ * refilled, so the count stays WORKERS; slots left over are refilled normally. */
+static void abort_roll(sup_t *s)
+{
+    size_t slot = s->roll_next;
+
+    s->rolling = 0;
+    s->roll_new = 0;
+    for (size_t i = 0; i < s->nprocs && slot < (size_t)s->cfg.workers; i++) {
+        proc_t *p = &s->procs[i];
+        if (p->slot >= 0 || p->role != ROLE_WORKER || p->signaled)
+            continue;
+        p->slot = (int)slot;
+        s->slots[slot].pid = p->pid;
+        s->slots[slot].started_ms = dps_mono_ms();
+        slot++;
+    }
+}
+
 static void roll_step(sup_t *s)
 {
     size_t nworkers = (size_t)s->cfg.workers;
@@ -270,7 +289,7 @@ static void roll_step(sup_t *s)
             return;
         if (p == NULL || !p->ready) {
             DPS_LOG(DPS_LOG_ERROR, "reload aborted: a new worker did not become ready; previous workers keep serving");
-            s->rolling = 0;
+            abort_roll(s);
             return;
         }
         retire_old_workers(s, 0);
@@ -279,8 +298,7 @@ static void roll_step(sup_t *s)
     }
     if (s->roll_next < nworkers) {
         if ((s->roll_new = spawn(s, ROLE_WORKER, (int)s->roll_next)) < 0) {
-            s->roll_new = 0;
-            s->rolling = 0;
+            abort_roll(s);
             return;
         }
         s->roll_deadline = dps_mono_ms() + READY_TIMEOUT_MS;
@@ -404,7 +422,7 @@ static int check_schema(const dps_config_t *cfg)
                 DPS_F_STR("error", err));
         return 0;
     }
-    r = dps_migrate_verify(conn, why, sizeof(why));
+    r = dps_migrate_verify(conn, 0, why, sizeof(why));
     PQfinish(conn);
     if (r == 0)
         return 0;

@@ -213,7 +213,8 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     ms = (double)(now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000.0 +
          (double)(now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1000.0;
     snprintf(method, sizeof(method), "%.*s", (int)req->method.len, req->method.base);
-    snprintf(path, sizeof(path), "%.*s", (int)req->path.len, req->path.base);
+    /* the query string stays out of logs: it may carry tokens */
+    snprintf(path, sizeof(path), "%.*s", (int)(req->query_at != SIZE_MAX ? req->query_at : req->path.len), req->path.base);
     snprintf(id, sizeof(id), "%.*s", i >= 0 ? (int)req->res.headers.entries[i].value.len : 0,
              i >= 0 ? req->res.headers.entries[i].value.base : "");
     dps_log_set_request_id(i >= 0 ? id : NULL);
@@ -234,11 +235,13 @@ static int all_connections_idle(dps_worker_t *w)
     return 1;
 }
 
-/* Each new connection verifies that the database has exactly this binary's schema. */
+/* Each new connection verifies that every migration of this binary is applied unmodified. Newer
+ * migrations are tolerated: during a rolling upgrade another node migrates ahead of this one, and
+ * migrations are written to be compatible with the previous release. */
 static int on_db_connect(PGconn *conn, void *arg)
 {
     char why[512];
-    int r = dps_migrate_verify(conn, why, sizeof(why));
+    int r = dps_migrate_verify(conn, 1, why, sizeof(why));
 
     if (r == 0)
         return 0;
