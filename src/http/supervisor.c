@@ -359,7 +359,9 @@ static void start_stop(sup_t *s)
     s->rolling = 0;
     s->stop_deadline = dps_mono_ms() + s->cfg.drain_timeout_ms + KILL_GRACE_MS;
     DPS_LOG(DPS_LOG_INFO, "shutting down", DPS_F_INT("children", s->nprocs));
-    /* new connections are refused once the workers have closed their copies too */
+    /* shutdown() stops the listening socket for every process sharing it: new connections are
+     * refused at once, even while a worker is blocked in a query and has not closed its copy */
+    shutdown(s->listen_fd, SHUT_RD);
     close(s->listen_fd);
     s->listen_fd = -1;
     for (size_t i = 0; i < s->nprocs; i++)

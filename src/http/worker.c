@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -223,15 +224,25 @@ static void on_log_access(h2o_logger_t *self, h2o_req_t *req)
     dps_log_set_request_id(NULL);
 }
 
-/* A connection is busy while h2o holds request bytes for it: a partial request, one being handled or
- * answered, or a pipelined one. Idle keep-alive connections hold none and may be closed. */
+/* A connection may be closed only when it is an idle keep-alive one: it has carried a request before
+ * (h2o has read from it), h2o holds no bytes of a request for it (a partial one, one being handled or
+ * answered, or a pipelined one), and the kernel holds none either (the next request, not read yet).
+ * A connection that has not sent anything yet is about to: it is waited for (h2o's request timeout
+ * or the drain timeout bound that wait). */
+static int connection_idle(conn_t *c)
+{
+    int unread = 0;
+
+    if (c->sock->bytes_read == 0 || (c->sock->input != NULL && c->sock->input->size > 0))
+        return 0;
+    return ioctl(h2o_socket_get_fd(c->sock), FIONREAD, &unread) == 0 && unread == 0;
+}
+
 static int all_connections_idle(dps_worker_t *w)
 {
-    for (h2o_linklist_t *n = w->conns.next; n != &w->conns; n = n->next) {
-        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, n);
-        if (c->sock->input != NULL && c->sock->input->size > 0)
+    for (h2o_linklist_t *n = w->conns.next; n != &w->conns; n = n->next)
+        if (!connection_idle(H2O_STRUCT_FROM_MEMBER(conn_t, link, n)))
             return 0;
-    }
     return 1;
 }
 
