@@ -114,7 +114,7 @@ man: depsera
 	./depsera config --roff | scripts/man-env.sh update man/depsera.1
 
 # libFuzzer targets for every decoder of client input; each runs FUZZ_SECONDS from its seed corpus.
-$(BUILD)/fuzz/%: tests/fuzz/%.c config.mk
+$(BUILD)/fuzz/%: tests/fuzz/%.c config.mk $(SRCS) $(wildcard include/depsera/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $($*_SRCS) $(LIB_LIBS)
 
@@ -122,7 +122,7 @@ fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(BUILD)/fuzz/corpus-$$t && \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS)s" && \
-	  if ! $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  if ! $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
 	      $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t > $(BUILD)/fuzz/$$t.log 2>&1; then \
 	    tail -40 $(BUILD)/fuzz/$$t.log; exit 1; fi; \
 	  grep -E "stat::number_of_executed_units|stat::peak_rss" $(BUILD)/fuzz/$$t.log; done

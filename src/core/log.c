@@ -85,12 +85,15 @@ const char *dps_log_level_name(dps_log_level_t level)
 typedef struct {
     char *buf;
     size_t cap, len;
+    int overflow; /* something did not fit: the line is cut */
 } out_t;
 
 static void put(out_t *o, const char *s, size_t n)
 {
-    if (o->len + n > o->cap)
+    if (o->len + n > o->cap) {
         n = o->cap - o->len;
+        o->overflow = 1;
+    }
     memcpy(o->buf + o->len, s, n);
     o->len += n;
 }
@@ -107,10 +110,15 @@ static void putf(out_t *o, const char *fmt, ...)
     int n;
 
     va_start(ap, fmt);
-    n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+    n = vsnprintf(o->buf + o->len, o->cap - o->len + 1, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        o->len += (size_t)n < o->cap - o->len ? (size_t)n : o->cap - o->len - 1;
+    if (n < 0)
+        return;
+    if ((size_t)n > o->cap - o->len) {
+        o->overflow = 1;
+        n = (int)(o->cap - o->len);
+    }
+    o->len += (size_t)n;
 }
 
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 if the bytes there are not one. */
@@ -189,9 +197,10 @@ static void put_value(out_t *o, int json, const dps_log_field_t *f)
     }
 }
 
+/* Returns the line's length, or 0 if it did not fit. */
 static size_t format_line(char *buf, size_t cap, int json, dps_log_level_t level, const char *msg, const dps_log_field_t *fields)
 {
-    out_t o = {buf, cap - 1, 0};
+    out_t o = {buf, cap - 1, 0, 0};
     char ts[32];
 
     now_iso(ts, sizeof(ts));
@@ -223,7 +232,7 @@ static size_t format_line(char *buf, size_t cap, int json, dps_log_level_t level
         }
     }
     buf[o.len++] = '\n';
-    return o.len;
+    return o.overflow ? 0 : o.len;
 }
 
 size_t dps_log_format(char *buf, size_t cap, int json, dps_log_level_t level, const char *msg, const dps_log_field_t *fields)
@@ -231,8 +240,12 @@ size_t dps_log_format(char *buf, size_t cap, int json, dps_log_level_t level, co
     size_t n = format_line(buf, cap, json, level, msg, fields);
 
     /* a line that did not fit would be cut mid-JSON: say so in a line that parses instead */
-    if (n >= cap)
+    if (n == 0) {
+        const char *req_id = log_req_id; /* may be what was too long */
+        log_req_id = NULL;
         n = format_line(buf, cap, json, level, "log line too long: dropped", NULL);
+        log_req_id = req_id;
+    }
     return n;
 }
 
