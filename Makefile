@@ -15,12 +15,18 @@ SRCS = \
 	src/db/db.c \
 	src/db/listen.c \
 	src/db/migrate.c \
+	src/db/bootstrap.c \
+	src/db/audit.c \
 	src/http/router.c \
+	src/http/request.c \
+	src/http/session.c \
+	src/http/clientip.c \
 	src/http/response.c \
 	src/http/worker.c \
 	src/http/supervisor.c \
 	src/api/routes.c \
 	src/api/health.c \
+	src/api/auth.c \
 	src/poll/poller.c \
 	src/prune/pruner.c \
 	src/cli/commands.c \

@@ -6,11 +6,21 @@
 #include <h2o.h>
 #include <jansson.h>
 
+#include <libpq-fe.h>
+
 #include "depsera/router.h"
 
 #define DPS_API_MAX_BODY (100 * 1024) /* /api JSON bodies (graph-and-api.md §1) */
 
 typedef struct dps_worker dps_worker_t;
+
+/* The logged-in user of a request (from its session). */
+typedef struct {
+    char id[40];
+    char email[256];
+    char name[256];
+    int is_admin;
+} dps_user_t;
 
 struct dps_req {
     h2o_req_t *h2o;
@@ -18,7 +28,13 @@ struct dps_req {
     const dps_route_t *route;
     dps_param_t params[DPS_ROUTE_MAX_PARAMS];
     size_t nparams;
-    const char *req_id; /* allocated from the h2o request pool */
+    const char *req_id;  /* allocated from the h2o request pool */
+    char client_ip[48];  /* peer, or X-Forwarded-For hop through trusted proxies */
+    int secure;          /* HTTPS, directly or as reported by a trusted proxy */
+    json_t *body;        /* parsed JSON body, or NULL (no body or not JSON) */
+    dps_user_t *user;    /* session user, loaded by the auth guard; NULL if anonymous */
+    char sid[64];        /* session id from a valid cookie, "" if none */
+    int responded;       /* a response has been sent: handlers stop */
 };
 
 /* Send `body` (a reference is stolen; may be NULL for an empty body) as JSON with `status`. */
@@ -35,5 +51,38 @@ void dps_http_add_common_headers(h2o_req_t *req, const char *req_id);
 
 /* The worker's database connection (lazily connected; NULL while unavailable). */
 struct dps_db *dps_worker_db(dps_worker_t *w);
+/* The worker's configuration. */
+const struct dps_config *dps_worker_config(dps_worker_t *w);
+
+/* Request helpers (src/http/request.c). */
+
+/* The value of cookie `name` in the request, copied into the request pool; NULL if absent. */
+const char *dps_req_cookie(dps_req_t *r, const char *name);
+/* The value of query parameter `name` (percent-decoded, in the pool); NULL if absent. */
+const char *dps_req_query_param(dps_req_t *r, const char *name);
+/* The path parameter `name` (percent-decoded, in the pool); NULL if absent. */
+const char *dps_req_param(dps_req_t *r, const char *name);
+/* The first value of request header `name` (lower case), in the pool; NULL if absent. */
+const char *dps_req_header(dps_req_t *r, const char *name);
+/* Set a cookie: `attrs` is appended after "name=value; " (e.g. "Path=/; HttpOnly"). */
+void dps_req_set_cookie(dps_req_t *r, const char *name, const char *value, const char *attrs);
+
+/* Runs a parameterised statement on the worker's connection. On success returns the result (cleared
+ * with the request). On failure answers 503 (database unavailable) or 500 and returns NULL, unless
+ * the SQLSTATE is listed in `allow` ("23505,23503"; may be NULL): then the failed result is returned
+ * for the caller to inspect with PQresultErrorField(res, PG_DIAG_SQLSTATE). */
+PGresult *dps_req_sql(dps_req_t *r, const char *allow, const char *sql, int n, const char *const *params);
+/* BEGIN / COMMIT on the worker's connection; 0, or -1 after answering 503/500. A transaction still
+ * open when the request ends is rolled back. */
+int dps_req_begin(dps_req_t *r) __attribute__((warn_unused_result));
+int dps_req_commit(dps_req_t *r) __attribute__((warn_unused_result));
+
+/* A result row as a JSON object: booleans, numbers, json/jsonb values, timestamps as ISO-8601 UTC
+ * with milliseconds and Z, NULL as null, everything else as strings. New reference. */
+json_t *dps_row_json(PGresult *res, int row);
+/* Every row as a JSON array of objects. New reference. */
+json_t *dps_rows_json(PGresult *res);
+/* Convert PostgreSQL timestamptz text ("2026-04-07 02:10:00.123456+02") to ISO UTC with ms; -1 if unparsable. */
+int dps_pg_timestamp_iso(const char *pg, char *out, size_t cap);
 
 #endif

@@ -10,5 +10,10 @@ extern const size_t dps_routes_count;
 /* Handlers, one group per API resource file. */
 void dps_api_health(dps_req_t *r);
 void dps_api_health_live(dps_req_t *r);
+void dps_api_auth_mode(dps_req_t *r);
+void dps_api_auth_login(dps_req_t *r);
+void dps_api_auth_login_redirect(dps_req_t *r);
+void dps_api_auth_logout(dps_req_t *r);
+void dps_api_auth_me(dps_req_t *r);
 
 #endif

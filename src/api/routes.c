@@ -5,5 +5,11 @@
 const dps_route_t dps_routes[] = {
     {"GET", "/api/health", dps_api_health, 0},
     {"GET", "/api/health/live", dps_api_health_live, 0},
+    {"GET", "/api/auth/mode", dps_api_auth_mode, 0},
+    {"POST", "/api/auth/login", dps_api_auth_login, 0},
+    {"GET", "/api/auth/login", dps_api_auth_login_redirect, 0},
+    {"POST", "/api/auth/logout", dps_api_auth_logout, 0},
+    {"GET", "/api/auth/me", dps_api_auth_me, 0},
+    {"GET", "/api/users/me", dps_api_auth_me, 0},
 };
 const size_t dps_routes_count = DPS_ARRAY_SIZE(dps_routes);

@@ -2,6 +2,7 @@
  * Signal handlers only set flags; this loop acts on them (nginx's master cycle, in small). */
 #include "depsera/supervisor.h"
 #include "depsera/aux.h"
+#include "depsera/bootstrap.h"
 #include "depsera/db.h"
 #include "depsera/log.h"
 #include "depsera/migrate.h"
@@ -425,9 +426,16 @@ static int check_schema(const dps_config_t *cfg)
         return 0;
     }
     r = dps_migrate_verify(conn, 0, why, sizeof(why));
+    if (r == 0) {
+        int b = dps_bootstrap_admin(conn, cfg, why, sizeof(why));
+        PQfinish(conn);
+        if (b == 0)
+            return 0;
+        DPS_LOG(DPS_LOG_FATAL, "refusing to start: cannot create the bootstrap admin", DPS_F_STR("reason", why));
+        fprintf(stderr, "depsera: %s\n", why);
+        return b == 1 ? 2 : -1;
+    }
     PQfinish(conn);
-    if (r == 0)
-        return 0;
     DPS_LOG(DPS_LOG_FATAL, "refusing to start: the database schema does not match this binary", DPS_F_STR("reason", why));
     fprintf(stderr, "depsera: %s\n", r > 0 ? why : "cannot read the migration state: run `depsera migrate status`");
     return -1;
@@ -447,8 +455,11 @@ int dps_supervisor_main(dps_config_t *cfg, const dps_serve_opts_t *opts)
     s->opts = *opts;
     s->listen_fd = s->ready_rd = s->ready_wr = -1;
     dps_proc_install_signals(&wait_mask);
-    if (check_schema(&s->cfg) != 0)
+    if ((code = check_schema(&s->cfg)) != 0) {
+        code = code == 2 ? 2 : 1;
         goto out;
+    }
+    code = 1;
     if ((s->listen_fd = bind_listener(s->cfg.host, s->cfg.port)) < 0)
         goto out;
     if (pipe2(pipefd, O_CLOEXEC) != 0 || fcntl(pipefd[0], F_SETFL, O_NONBLOCK) != 0) {

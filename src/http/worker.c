@@ -1,6 +1,9 @@
 /* An HTTP worker: h2o on the shared listening socket, request dispatch, access log, graceful drain. */
 #include "depsera/worker.h"
+#include "depsera/bootstrap.h"
+#include "depsera/clientip.h"
 #include "depsera/db.h"
+#include "depsera/session.h"
 #include "depsera/http.h"
 #include "depsera/log.h"
 #include "depsera/migrate.h"
@@ -8,6 +11,7 @@
 #include "depsera/routes.h"
 #include "depsera/util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +36,7 @@ struct dps_worker {
     h2o_linklist_t conns;
     size_t nconns;
     dps_db_t *db;
+    dps_trust_t trust;
     char id_prefix[13];
     unsigned long long next_req;
 };
@@ -61,6 +66,11 @@ typedef struct {
 dps_db_t *dps_worker_db(dps_worker_t *w)
 {
     return w->db;
+}
+
+const dps_config_t *dps_worker_config(dps_worker_t *w)
+{
+    return w->cfg;
 }
 
 static void on_conn_close(void *data)
@@ -173,30 +183,123 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     h2o_setup_next_ostream(req, &o->super.next);
 }
 
+static socklen_t req_peername(h2o_req_t *req, struct sockaddr_storage *ss)
+{
+    return req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)ss);
+}
+
+/* Client address and scheme, through trusted proxies only. */
+static void identify_client(dps_worker_t *w, dps_req_t *r)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = req_peername(r->h2o, &ss);
+    char peer[INET6_ADDRSTRLEN] = "";
+    ssize_t i;
+
+    if (len > 0)
+        inet_ntop(ss.ss_family, ss.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                                        : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
+                  peer, sizeof(peer));
+    i = h2o_find_header_by_str(&r->h2o->headers, H2O_STRLIT("x-forwarded-for"), -1);
+    dps_client_ip(&w->trust, peer, i >= 0 ? r->h2o->headers.entries[i].value.base : NULL,
+                  i >= 0 ? r->h2o->headers.entries[i].value.len : 0, r->client_ip, sizeof(r->client_ip));
+    i = h2o_find_header_by_str(&r->h2o->headers, H2O_STRLIT("x-forwarded-proto"), -1);
+    r->secure = i >= 0 && (w->trust.mode == 1 || w->trust.mode == 2 || dps_trust_contains(&w->trust, peer)) &&
+                h2o_lcstris(r->h2o->headers.entries[i].value.base, r->h2o->headers.entries[i].value.len, H2O_STRLIT("https"));
+}
+
+static int is_json_type(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    h2o_iovec_t v;
+
+    if (i < 0)
+        return 0;
+    v = req->headers.entries[i].value;
+    return v.len >= 16 && h2o_lcstris(v.base, 16, H2O_STRLIT("application/json"));
+}
+
+/* graph-and-api.md §1 steps 2-3 for /api requests (HTTPS redirect, CORS and its preflight); 0 to
+ * go on, -1 when answered. */
+static int api_early(dps_worker_t *w, dps_req_t *r, const char *path, size_t path_len)
+{
+    h2o_req_t *req = r->h2o;
+
+    if (w->cfg->require_https && !r->secure && !h2o_memis(path, path_len, H2O_STRLIT("/api/health")) &&
+        !h2o_memis(path, path_len, H2O_STRLIT("/api/health/live"))) {
+        char *loc = h2o_mem_alloc_pool(&req->pool, req->authority.len + req->path.len + 16);
+        sprintf(loc, "https://%.*s%.*s", (int)req->authority.len, req->authority.base, (int)req->path.len, req->path.base);
+        dps_http_header(r, "location", loc);
+        dps_http_json(r, 301, NULL);
+        return -1;
+    }
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-origin"), 0, NULL, w->cfg->cors_origin,
+                          strlen(w->cfg->cors_origin));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-credentials"), 0, NULL, H2O_STRLIT("true"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("Origin"));
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
+        const char *hdrs = dps_req_header(r, "access-control-request-headers");
+        dps_http_header(r, "access-control-allow-methods", "GET,HEAD,PUT,PATCH,POST,DELETE");
+        if (hdrs != NULL)
+            dps_http_header(r, "access-control-allow-headers", hdrs);
+        dps_http_json(r, 204, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* Steps 4, 6 and 8 (JSON body, session cookie, CSRF), once the route is known to exist. */
+static int api_late(dps_req_t *r)
+{
+    h2o_req_t *req = r->h2o;
+    json_error_t jerr;
+
+    if (req->entity.base != NULL && req->entity.len > 0 && is_json_type(req)) {
+        if ((r->body = json_loadb(req->entity.base, req->entity.len, JSON_DECODE_ANY, &jerr)) == NULL) {
+            dps_http_error(r, 400, "Invalid JSON in request body");
+            return -1;
+        }
+    }
+    dps_session_read_cookie(r);
+    return dps_csrf_check(r);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     dps_worker_t *w = ((handler_t *)self)->w;
-    dps_req_t r = {req, w, NULL, {{0}}, 0, request_id(w, req)};
+    dps_req_t r;
     dps_route_match_t m;
     size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     dps_route_result_t res;
+    int api;
 
+    memset(&r, 0, sizeof(r));
+    r.h2o = req;
+    r.worker = w;
+    r.req_id = request_id(w, req);
     dps_log_set_request_id(r.req_id);
     dps_http_add_common_headers(req, r.req_id);
+    identify_client(w, &r);
+    api = path_len >= 4 && memcmp(req->path.base, "/api", 4) == 0 && (path_len == 4 || req->path.base[4] == '/');
     res = dps_router_match(dps_routes, dps_routes_count, req->method.base, req->method.len, req->path.base, path_len, &m);
-    if (res == DPS_ROUTE_NOT_FOUND) {
+    if (api && api_early(w, &r, req->path.base, path_len) != 0) {
+        /* redirected or preflight answered */
+    } else if (res == DPS_ROUTE_NOT_FOUND) {
         dps_http_error(&r, 404, "Not found");
     } else if (res == DPS_ROUTE_BAD_METHOD) {
         dps_http_header(&r, "allow", m.allow);
         dps_http_error(&r, 405, "Method not allowed");
     } else if (req->entity.base != NULL && req->entity.len > (m.route->max_body ? m.route->max_body : DPS_API_MAX_BODY)) {
         dps_http_error(&r, 413, "Request body too large");
+    } else if (api && api_late(&r) != 0) {
+        /* malformed body or CSRF failure answered */
     } else {
         r.route = m.route;
         memcpy(r.params, m.params, sizeof(m.params));
         r.nparams = m.nparams;
         m.route->handler(&r);
     }
+    json_decref(r.body);
     dps_log_set_request_id(NULL);
     return 0;
 }
@@ -254,8 +357,12 @@ static int on_db_connect(PGconn *conn, void *arg)
     char why[512];
     int r = dps_migrate_verify(conn, 1, why, sizeof(why));
 
-    if (r == 0)
+    if (r == 0) {
+        /* the supervisor could not do it when the database was down at start */
+        if (dps_bootstrap_admin(conn, ((dps_worker_t *)arg)->cfg, why, sizeof(why)) != 0)
+            DPS_LOG(DPS_LOG_ERROR, "cannot create the bootstrap admin", DPS_F_STR("reason", why));
         return 0;
+    }
     DPS_LOG(DPS_LOG_ERROR, "database schema does not match this binary", DPS_F_STR("reason", r > 0 ? why : "cannot read"));
     return -1;
 }
@@ -274,6 +381,8 @@ static int setup(dps_worker_t *w, const dps_config_t *cfg, int listen_fd)
         return -1;
     dps_hex_encode(rnd, sizeof(rnd), w->id_prefix);
     dps_http_init_common_headers(dps_config_is_production(cfg));
+    if (dps_trust_parse(cfg->trust_proxy, &w->trust) != 0)
+        return -1;
     if ((w->db = dps_db_create(cfg->database_url, "depsera-worker")) == NULL)
         return -1;
     dps_db_set_on_connect(w->db, on_db_connect, w);
