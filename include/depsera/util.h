@@ -27,6 +27,10 @@ int dps_parse_double(const char *s, double min, double max, double *out) __attri
 /* Fill buf with cryptographically random bytes; 0 on success, -1 on failure. */
 int dps_random_bytes(void *buf, size_t len) __attribute__((warn_unused_result));
 
+/* 1 if s is a UUID in the canonical 8-4-4-4-12 hex form (either case). Ids from URLs that are not
+ * UUIDs behave as unknown ids (404), never as database errors. */
+int dps_is_uuid(const char *s);
+
 /* Sleep for ms milliseconds, returning early (with -1) if interrupted by a signal. */
 int dps_sleep_ms(int64_t ms);
 

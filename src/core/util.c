@@ -94,3 +94,16 @@ int dps_sleep_ms(int64_t ms)
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
     return nanosleep(&ts, NULL) == 0 ? 0 : -1;
 }
+
+int dps_is_uuid(const char *s)
+{
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return 0;
+        }
+    }
+    return s[36] == '\0';
+}

@@ -65,6 +65,18 @@ START_TEST(password_roundtrip)
 }
 END_TEST
 
+START_TEST(uuid)
+{
+    ck_assert(dps_is_uuid("8b4e2660-868b-4d6b-9e62-22971e71aef4"));
+    ck_assert(dps_is_uuid("8B4E2660-868B-4D6B-9E62-22971E71AEF4"));
+    ck_assert(!dps_is_uuid("8b4e2660-868b-4d6b-9e62-22971e71aef"));
+    ck_assert(!dps_is_uuid("8b4e2660-868b-4d6b-9e62-22971e71aef44"));
+    ck_assert(!dps_is_uuid("8b4e2660x868b-4d6b-9e62-22971e71aef4"));
+    ck_assert(!dps_is_uuid("8b4e2660-868b-4d6b-9e62-22971e71aeg4"));
+    ck_assert(!dps_is_uuid(""));
+}
+END_TEST
+
 START_TEST(describe_status)
 {
     char buf[128];
@@ -88,6 +100,7 @@ int main(void)
     tcase_add_test(tc, hex);
     tcase_add_test(tc, password_roundtrip);
     tcase_add_test(tc, describe_status);
+    tcase_add_test(tc, uuid);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
