@@ -15,5 +15,10 @@ void dps_api_auth_login(dps_req_t *r);
 void dps_api_auth_login_redirect(dps_req_t *r);
 void dps_api_auth_logout(dps_req_t *r);
 void dps_api_auth_me(dps_req_t *r);
+void dps_api_admin_settings_get(dps_req_t *r);
+void dps_api_admin_settings_put(dps_req_t *r);
+void dps_api_admin_span_retention_get(dps_req_t *r);
+void dps_api_admin_span_retention_put(dps_req_t *r);
+void dps_api_admin_audit_log(dps_req_t *r);
 
 #endif

@@ -11,5 +11,10 @@ const dps_route_t dps_routes[] = {
     {"POST", "/api/auth/logout", dps_api_auth_logout, 0},
     {"GET", "/api/auth/me", dps_api_auth_me, 0},
     {"GET", "/api/users/me", dps_api_auth_me, 0},
+    {"GET", "/api/admin/settings", dps_api_admin_settings_get, 0},
+    {"PUT", "/api/admin/settings", dps_api_admin_settings_put, 0},
+    {"GET", "/api/admin/settings/span-retention", dps_api_admin_span_retention_get, 0},
+    {"PUT", "/api/admin/settings/span-retention", dps_api_admin_span_retention_put, 0},
+    {"GET", "/api/admin/audit-log", dps_api_admin_audit_log, 0},
 };
 const size_t dps_routes_count = DPS_ARRAY_SIZE(dps_routes);
