@@ -21,6 +21,7 @@ SRCS = \
 	src/http/request.c \
 	src/http/session.c \
 	src/http/clientip.c \
+	src/http/limiter.c \
 	src/http/response.c \
 	src/http/worker.c \
 	src/http/supervisor.c \
@@ -46,7 +47,8 @@ UNIT_TESTS = \
 	tests/unit/check_log \
 	tests/unit/check_router \
 	tests/unit/check_migrate \
-	tests/unit/check_util
+	tests/unit/check_util \
+	tests/unit/check_limiter
 
 BUILD      = build
 GEN_MIGR   = $(BUILD)/gen/migrations_data.c

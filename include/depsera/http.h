@@ -43,6 +43,8 @@ void dps_http_json(dps_req_t *r, int status, json_t *body);
 void dps_http_error(dps_req_t *r, int status, const char *msg);
 /* Add a response header (name and value are copied into the request pool). */
 void dps_http_header(dps_req_t *r, const char *name, const char *value);
+/* Set a response header, replacing any earlier one of that name (copied into the pool). */
+void dps_http_set_header(dps_req_t *r, const char *name, const char *value);
 
 /* Precompute the headers every response carries (security headers per NODE_ENV). Called once per worker. */
 void dps_http_init_common_headers(int production);

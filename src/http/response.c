@@ -75,6 +75,15 @@ static const char *reason(int status)
     }
 }
 
+void dps_http_set_header(dps_req_t *r, const char *name, const char *value)
+{
+    ssize_t i;
+
+    while ((i = h2o_find_header_by_str(&r->h2o->res.headers, name, strlen(name), -1)) >= 0)
+        h2o_delete_header(&r->h2o->res.headers, i);
+    dps_http_header(r, name, value);
+}
+
 void dps_http_json(dps_req_t *r, int status, json_t *body)
 {
     h2o_req_t *req = r->h2o;

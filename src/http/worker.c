@@ -3,6 +3,7 @@
 #include "depsera/bootstrap.h"
 #include "depsera/clientip.h"
 #include "depsera/db.h"
+#include "depsera/limiter.h"
 #include "depsera/session.h"
 #include "depsera/http.h"
 #include "depsera/log.h"
@@ -37,6 +38,7 @@ struct dps_worker {
     size_t nconns;
     dps_db_t *db;
     dps_trust_t trust;
+    dps_limiter_t *global_limit, *auth_limit; /* NULL in development (NODE_ENV=development) */
     char id_prefix[13];
     unsigned long long next_req;
 };
@@ -248,8 +250,32 @@ static int api_early(dps_worker_t *w, dps_req_t *r, const char *path, size_t pat
     return 0;
 }
 
-/* Steps 4, 6 and 8 (JSON body, session cookie, CSRF), once the route is known to exist. */
-static int api_late(dps_req_t *r)
+/* Counts the request against a limiter, sets the draft-6 RateLimit-* headers, and answers 429 with
+ * Retry-After when the limit is exceeded. 0 to go on, -1 when answered. */
+static int limit(dps_req_t *r, dps_limiter_t *l, const char *msg)
+{
+    dps_limit_result_t res;
+    char v[32];
+
+    if (l == NULL)
+        return 0;
+    res = dps_limiter_hit(l, r->client_ip, dps_mono_ms());
+    snprintf(v, sizeof(v), "%ld", res.limit);
+    dps_http_set_header(r, "ratelimit-limit", v);
+    snprintf(v, sizeof(v), "%ld", res.remaining);
+    dps_http_set_header(r, "ratelimit-remaining", v);
+    snprintf(v, sizeof(v), "%lld", (long long)((res.reset_ms + 999) / 1000));
+    dps_http_set_header(r, "ratelimit-reset", v);
+    if (res.allowed)
+        return 0;
+    dps_http_set_header(r, "retry-after", v);
+    dps_http_error(r, 429, msg);
+    return -1;
+}
+
+/* Steps 4-9 (JSON body, global limiter, session cookie, CSRF, auth limiter), once the route is known
+ * to exist. Health checks are never limited: a throttled load-balancer probe would take a node out. */
+static int api_late(dps_worker_t *w, dps_req_t *r, const char *path, size_t path_len)
 {
     h2o_req_t *req = r->h2o;
     json_error_t jerr;
@@ -260,8 +286,15 @@ static int api_late(dps_req_t *r)
             return -1;
         }
     }
+    if (!(path_len >= 11 && memcmp(path, "/api/health", 11) == 0) &&
+        limit(r, w->global_limit, "Too many requests, please try again later") != 0)
+        return -1;
     dps_session_read_cookie(r);
-    return dps_csrf_check(r);
+    if (dps_csrf_check(r) != 0)
+        return -1;
+    if (path_len >= 10 && memcmp(path, "/api/auth/", 10) == 0)
+        return limit(r, w->auth_limit, "Too many authentication attempts, please try again later");
+    return 0;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -291,7 +324,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         dps_http_error(&r, 405, "Method not allowed");
     } else if (req->entity.base != NULL && req->entity.len > (m.route->max_body ? m.route->max_body : DPS_API_MAX_BODY)) {
         dps_http_error(&r, 413, "Request body too large");
-    } else if (api && api_late(&r) != 0) {
+    } else if (api && api_late(w, &r, req->path.base, path_len) != 0) {
         /* malformed body or CSRF failure answered */
     } else {
         r.route = m.route;
@@ -383,6 +416,12 @@ static int setup(dps_worker_t *w, const dps_config_t *cfg, int listen_fd)
     dps_http_init_common_headers(dps_config_is_production(cfg));
     if (dps_trust_parse(cfg->trust_proxy, &w->trust) != 0)
         return -1;
+    if (!dps_config_is_development(cfg)) {
+        w->global_limit = dps_limiter_create((long)cfg->rate_limit_max, cfg->rate_limit_window_ms, 8192);
+        w->auth_limit = dps_limiter_create((long)cfg->auth_rate_limit_max, cfg->auth_rate_limit_window_ms, 4096);
+        if (w->global_limit == NULL || w->auth_limit == NULL)
+            return -1;
+    }
     if ((w->db = dps_db_create(cfg->database_url, "depsera-worker")) == NULL)
         return -1;
     dps_db_set_on_connect(w->db, on_db_connect, w);
@@ -447,6 +486,8 @@ static void teardown(dps_worker_t *w)
 {
     h2o_evloop_t *loop = w->ctx.loop;
 
+    dps_limiter_destroy(w->global_limit);
+    dps_limiter_destroy(w->auth_limit);
     if (close_remaining(w) != 0) {
         /* h2o still holds connections: disposing now would assert; the exit closes the sockets */
         DPS_LOG(DPS_LOG_WARN, "connections still open at exit", DPS_F_INT("count", h2o_linklist_is_empty(&w->conns) ? 0 : 1));

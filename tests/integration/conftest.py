@@ -42,6 +42,8 @@ PG_CLUSTER = os.path.join(REPO, "scripts", "pg-cluster.sh")
 DEPSERA_VARS = (
     "DATABASE_URL", "HOST", "PORT", "WORKERS", "DRAIN_TIMEOUT_MS", "LOG_LEVEL",
     "NODE_ENV", "LOCAL_AUTH", "ADMIN_EMAIL", "ADMIN_PASSWORD", "SESSION_SECRET",
+    "RATE_LIMIT_MAX", "RATE_LIMIT_WINDOW_MS", "AUTH_RATE_LIMIT_MAX", "AUTH_RATE_LIMIT_WINDOW_MS",
+    "REQUIRE_HTTPS", "TRUST_PROXY", "CORS_ORIGIN",
 )
 
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
@@ -464,7 +466,10 @@ class Server:
         self.base = f"http://{self.host}:{self.port}"
         self.command = command
         self.args = [command] + list(args)
-        overrides = {"HOST": self.host, "PORT": self.port, "LOG_LEVEL": log_level}
+        # the per-IP limiters would throttle a test suite that logs in from 127.0.0.1 all the time;
+        # tests of the limiters set their own values
+        overrides = {"HOST": self.host, "PORT": self.port, "LOG_LEVEL": log_level,
+                     "RATE_LIMIT_MAX": 1000000, "AUTH_RATE_LIMIT_MAX": 100000}
         if workers is not None:
             overrides["WORKERS"] = workers
         overrides.update(env or {})
