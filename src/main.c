@@ -3,10 +3,15 @@
 #include "depsera/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int main(int argc, char **argv)
 {
+    /* every connection's session time zone is UTC: dates given without a zone (query filters) mean
+     * UTC days whatever the database's default. libpq sends PGTZ in the startup packet, which
+     * PgBouncer tracks, so this also holds through transaction pooling. */
+    setenv("PGTZ", "UTC", 1);
     if (argc < 2) {
         dps_cli_usage(stderr);
         return DPS_EXIT_USAGE;

@@ -7,6 +7,7 @@
 #include "depsera/util.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -273,15 +274,18 @@ void dps_api_admin_span_retention_put(dps_req_t *r)
 
     if (dps_require_admin(r) != 0)
         return;
-    if (!json_is_integer(days) && !(json_is_real(days) && json_real_value(days) == (double)(long long)json_real_value(days))) {
+    /* Number.isInteger: 30.0 and 1e300 are integers; check the double before any cast */
+    if (!json_is_integer(days) &&
+        !(json_is_real(days) && isfinite(json_real_value(days)) && json_real_value(days) == trunc(json_real_value(days)))) {
         dps_http_error(r, 400, "days must be an integer");
         return;
     }
-    long long n = json_is_integer(days) ? (long long)json_integer_value(days) : (long long)json_real_value(days);
-    if (n < 1 || n > 365) {
+    double d = json_is_integer(days) ? (double)json_integer_value(days) : json_real_value(days);
+    if (d < 1 || d > 365) {
         dps_http_error(r, 400, "days must be between 1 and 365");
         return;
     }
+    long long n = (long long)d;
     snprintf(text, sizeof(text), "%lld", n);
     params[1] = r->user->id;
     if (dps_req_begin(r) != 0 ||
@@ -308,6 +312,13 @@ static long long int_param(dps_req_t *r, const char *name, long long def, long l
     return n > max ? max : n;
 }
 
+/* A filter given empty is no filter (a UI sends every field of its form). */
+static const char *filter_param(dps_req_t *r, const char *name)
+{
+    const char *v = dps_req_query_param(r, name);
+    return v != NULL && *v != '\0' ? v : NULL;
+}
+
 #define AUDIT_FILTER                                                                                                               \
     "FROM audit_log a LEFT JOIN users u ON u.id = a.user_id "                                                                      \
     "WHERE ($1::timestamptz IS NULL OR a.created_at >= $1::timestamptz) "                                                          \
@@ -320,8 +331,8 @@ void dps_api_admin_audit_log(dps_req_t *r)
 {
     long long limit = int_param(r, "limit", 50, 250), offset = int_param(r, "offset", 0, 1LL << 40);
     char lim[24], off[24];
-    const char *params[7] = {dps_req_query_param(r, "startDate"), dps_req_query_param(r, "endDate"), dps_req_query_param(r, "userId"),
-                             dps_req_query_param(r, "action"), dps_req_query_param(r, "resourceType"), lim, off};
+    const char *params[7] = {filter_param(r, "startDate"), filter_param(r, "endDate"), filter_param(r, "userId"),
+                             filter_param(r, "action"), filter_param(r, "resourceType"), lim, off};
     PGresult *count, *rows;
 
     if (dps_require_admin(r) != 0)
