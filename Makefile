@@ -28,6 +28,7 @@ SRCS = \
 	src/api/routes.c \
 	src/api/health.c \
 	src/api/auth.c \
+	src/api/teams.c \
 	src/api/admin.c \
 	src/poll/poller.c \
 	src/prune/pruner.c \

@@ -1,5 +1,6 @@
 /* Every HTTP route depsera serves, in one table. */
 #include "depsera/routes.h"
+#include "depsera/api_teams.h"
 #include "depsera/util.h"
 
 const dps_route_t dps_routes[] = {
@@ -11,6 +12,14 @@ const dps_route_t dps_routes[] = {
     {"POST", "/api/auth/logout", dps_api_auth_logout, 0},
     {"GET", "/api/auth/me", dps_api_auth_me, 0},
     {"GET", "/api/users/me", dps_api_auth_me, 0},
+    {"GET", "/api/teams", dps_api_teams_list, 0},
+    {"POST", "/api/teams", dps_api_teams_create, 0},
+    {"GET", "/api/teams/:id", dps_api_teams_get, 0},
+    {"PUT", "/api/teams/:id", dps_api_teams_update, 0},
+    {"DELETE", "/api/teams/:id", dps_api_teams_delete, 0},
+    {"POST", "/api/teams/:id/members", dps_api_teams_member_add, 0},
+    {"PUT", "/api/teams/:id/members/:userId", dps_api_teams_member_update, 0},
+    {"DELETE", "/api/teams/:id/members/:userId", dps_api_teams_member_remove, 0},
     {"GET", "/api/admin/settings", dps_api_admin_settings_get, 0},
     {"PUT", "/api/admin/settings", dps_api_admin_settings_put, 0},
     {"GET", "/api/admin/settings/span-retention", dps_api_admin_span_retention_get, 0},

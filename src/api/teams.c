@@ -12,20 +12,23 @@
 #define KEY_MAX_LEN 128 /* UTF-16 code units, as the original's String.length */
 #define KEY_PATTERN "^[a-z0-9][a-z0-9_-]*$"
 
-/* Uniqueness is left to these indexes (schema/001_core.up.sql), so concurrent requests cannot both win. */
-#define TEAM_NAME_CONSTRAINT "teams_name_key"
+/* Uniqueness is left to the unique indexes (schema/001_core.up.sql), so concurrent requests cannot both
+ * win: a violation of idx_teams_key is the key's, any other (teams_name_key; the primary key is generated)
+ * the name's. PostgreSQL checks teams_name_key first, so a body taking both is a name conflict, as in
+ * the original. */
 #define TEAM_KEY_CONSTRAINT "idx_teams_key"
 /* What PostgreSQL says of a JSON document it will not store as jsonb (invalid text, \u0000, too deep). */
 #define JSONB_REJECTED "22P02,22P05,54001"
 
-/* Names sort by bytes, as the original's SQLite BINARY collation, whatever the database's locale. */
+/* Lists sort names by bytes (COLLATE "C"), as the original's SQLite BINARY collation, whatever the
+ * database's locale. */
 #define TEAM_COLUMNS "t.id, t.name, t.key, t.description, t.contact, t.created_at, t.updated_at"
-#define TEAM_COUNTS                                                                                                              \
-    "(SELECT count(*) FROM team_members c WHERE c.team_id = t.id) AS member_count, "                                             \
+#define TEAM_COUNTS                                                                                                                \
+    "(SELECT count(*) FROM team_members c WHERE c.team_id = t.id) AS member_count, "                                               \
     "(SELECT count(*) FROM services s WHERE s.team_id = t.id) AS service_count"
 /* The membership `m` (a CTE) with its user, as member add/change answer it. */
-#define MEMBER_WITH_USER                                                                                                         \
-    "SELECT m.team_id, m.user_id, m.role, m.created_at, json_build_object('id', u.id, 'email', u.email, 'name', u.name, "      \
+#define MEMBER_WITH_USER                                                                                                           \
+    "SELECT m.team_id, m.user_id, m.role, m.created_at, json_build_object('id', u.id, 'email', u.email, 'name', u.name, "          \
     "'role', u.role, 'is_active', u.is_active) AS \"user\" FROM m JOIN users u ON u.id = m.user_id"
 
 /* A team body after validation. Absent members have has_* = 0; a present value may still be NULL (SQL NULL). */
@@ -404,8 +407,9 @@ void dps_api_teams_delete(dps_req_t *r)
     if ((count = dps_req_sql(r, NULL, "SELECT count(*) FROM services WHERE team_id = $1", 1, &id)) == NULL)
         return;
     if (strcmp(PQgetvalue(count, 0, 0), "0") != 0) {
-        dps_http_json(r, 409, json_pack("{s:s,s:I}", "error", "Cannot delete team with existing services", "service_count",
-                                        (json_int_t)strtoll(PQgetvalue(count, 0, 0), NULL, 10)));
+        dps_http_json(r, 409,
+                      json_pack("{s:s,s:I}", "error", "Cannot delete team with existing services", "service_count",
+                                (json_int_t)strtoll(PQgetvalue(count, 0, 0), NULL, 10)));
         return;
     }
     if (dps_req_sql(r, NULL, "DELETE FROM teams WHERE id = $1", 1, &id) == NULL)
@@ -465,14 +469,14 @@ void dps_api_teams_member_add(dps_req_t *r)
     if (dps_require_admin(r) != 0 || (params[0] = team_or_404(r)) == NULL ||
         member_add_input(r, &params[1], &params[2], &email) != 0 || dps_req_begin(r) != 0)
         return;
-    if ((res = dps_req_sql(r, "23505,23503",
-                           "WITH m AS (INSERT INTO team_members (team_id, user_id, role) VALUES ($1, $2, $3) RETURNING *) "
-                           MEMBER_WITH_USER,
-                           3, params)) == NULL)
+    if ((res = dps_req_sql(
+             r, "23505,23503",
+             "WITH m AS (INSERT INTO team_members (team_id, user_id, role) VALUES ($1, $2, $3) RETURNING *) " MEMBER_WITH_USER, 3,
+             params)) == NULL)
         return;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) { /* 23503: the team went away meanwhile */
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (state != NULL && strcmp(state, "23505") == 0)
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* 23505: already a member (perhaps by a concurrent request); 23503: the team was deleted since team_or_404 */
+        if (strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23505") == 0)
             dps_http_error(r, 409, "User is already a member of this team");
         else
             dps_http_error(r, 404, "Team not found");
@@ -501,10 +505,10 @@ void dps_api_teams_member_update(dps_req_t *r)
         error_field(r, 400, "role must be one of: lead, member", "role");
         return;
     }
-    if ((res = dps_req_sql(r, NULL,
-                           "WITH m AS (UPDATE team_members SET role = $3 WHERE team_id = $1 AND user_id = $2 RETURNING *) "
-                           MEMBER_WITH_USER,
-                           3, params)) == NULL)
+    if ((res = dps_req_sql(
+             r, NULL,
+             "WITH m AS (UPDATE team_members SET role = $3 WHERE team_id = $1 AND user_id = $2 RETURNING *) " MEMBER_WITH_USER, 3,
+             params)) == NULL)
         return;
     dps_audit(r, "team.member_role_changed", "team", params[0],
               json_pack("{s:s,s:s,s:s}", "memberId", params[1], "previousRole", previous, "newRole", params[2]));

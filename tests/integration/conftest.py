@@ -768,3 +768,105 @@ def schema_migrations():
         if m:
             out.append((m.group(1), m.group(2)))
     return out
+
+
+# --------------------------------------------------------------------------
+# API clients: cookies, CSRF, users (added with test_auth.py)
+
+
+def set_cookies(resp):
+    """{name: (value, {attribute lower-cased: value, or True for a flag})} of a response's Set-Cookie headers."""
+    out = {}
+    for line in resp.headers.get_all("Set-Cookie") or []:
+        parts = [p.strip() for p in line.split(";")]
+        name, _, value = parts[0].partition("=")
+        attrs = {}
+        for p in parts[1:]:
+            if p:
+                k, eq, v = p.partition("=")
+                attrs[k.strip().lower()] = v.strip() if eq else True
+        out[name.strip()] = (value, attrs)
+    return out
+
+
+_NO_JSON = object()
+
+
+class ApiClient:
+    """A browser-like client of one server: keeps cookies, echoes the CSRF cookie in X-CSRF-Token.
+
+    c = ApiClient(srv.base); c.login(email, password); c.get("/api/auth/me").json
+    Every request goes on a new connection (see request()). `headers` are sent with every request.
+    """
+
+    SAFE = ("GET", "HEAD", "OPTIONS")
+
+    def __init__(self, base, headers=None):
+        self.base = base.rstrip("/")
+        self.cookies = {}
+        self.headers = dict(headers or {})
+
+    def absorb(self, resp):
+        """Apply a response's Set-Cookie headers (an empty value or Max-Age=0 removes the cookie)."""
+        for name, (value, attrs) in set_cookies(resp).items():
+            if value == "" or attrs.get("max-age") == "0":
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+        return resp
+
+    def csrf_token(self):
+        """The csrf-token cookie, fetched with a GET first if the client has none yet."""
+        if "csrf-token" not in self.cookies:
+            self.request("GET", "/api/auth/mode")
+        return self.cookies.get("csrf-token")
+
+    def request(self, method, path, json_body=_NO_JSON, body=None, headers=None, csrf=True, timeout=10):
+        h = dict(self.headers)
+        if json_body is not _NO_JSON:
+            body = json.dumps(json_body).encode()
+            h["Content-Type"] = "application/json"
+        if csrf and method.upper() not in self.SAFE:
+            token = self.csrf_token()
+            if token:
+                h["X-CSRF-Token"] = token
+        if self.cookies:
+            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        h.update(headers or {})
+        return self.absorb(request(method, self.base + path, body=body, headers=h, timeout=timeout))
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, json_body=_NO_JSON, **kw):
+        return self.request("POST", path, json_body, **kw)
+
+    def put(self, path, json_body=_NO_JSON, **kw):
+        return self.request("PUT", path, json_body, **kw)
+
+    def patch(self, path, json_body=_NO_JSON, **kw):
+        return self.request("PATCH", path, json_body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def login(self, email, password, check=True):
+        """POST /api/auth/login; fails the test unless it answers 200 (check=False: any answer)."""
+        r = self.post("/api/auth/login", {"email": email, "password": password})
+        if check and r.status != 200:
+            pytest.fail(f"login as {email} failed: {r!r}")
+        return r
+
+
+def sql_str(s):
+    """A SQL string literal (or NULL)."""
+    return "NULL" if s is None else "'" + str(s).replace("'", "''") + "'"
+
+
+def add_user(db_url, email, name=None, role="user", active=True, password_of=None):
+    """Insert a user with psql; returns its id. password_of: copy the bcrypt hash of that user's email
+    (so the new user has the same password without paying for another hash); None: no password."""
+    pw = f"(SELECT password_hash FROM users WHERE email = {sql_str(password_of)})" if password_of else "NULL"
+    return psql(db_url, f"INSERT INTO users (email, name, role, is_active, password_hash) VALUES "
+                        f"({sql_str(email)}, {sql_str(name or email.split('@')[0])}, {sql_str(role)}, "
+                        f"{'true' if active else 'false'}, {pw}) RETURNING id").splitlines()[0]
