@@ -49,7 +49,9 @@ UNIT_TESTS = \
 	tests/unit/check_router \
 	tests/unit/check_migrate \
 	tests/unit/check_util \
-	tests/unit/check_limiter
+	tests/unit/check_limiter \
+	tests/unit/check_clientip \
+	tests/unit/check_session
 
 BUILD      = build
 GEN_MIGR   = $(BUILD)/gen/migrations_data.c

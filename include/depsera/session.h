@@ -16,8 +16,10 @@ int dps_session_verify(const char *secret, const char *cookie, char *sid, size_t
 /* Pipeline steps for /api requests; each returns 0 to go on, or -1 after answering. */
 /* Reads the session cookie into r->sid when its signature is valid. */
 void dps_session_read_cookie(dps_req_t *r);
-/* Issues a csrf-token cookie when absent; rejects mutating methods whose X-CSRF-Token header does not
- * equal the cookie sent with the request (403). */
+/* Sets a csrf-token cookie on the response when the request has none (every /api response). */
+void dps_csrf_issue(dps_req_t *r);
+/* Rejects mutating methods whose X-CSRF-Token header does not equal the cookie sent with the
+ * request (403; also when the cookie was absent and has just been issued). */
 int dps_csrf_check(dps_req_t *r);
 
 /* Guards: load the session user into r->user. 401 when there is none (or it is inactive: the session

@@ -26,7 +26,7 @@ static int add_net(dps_trust_t *t, const char *text, int bits)
 {
     int v4;
 
-    if (t->nnets == DPS_TRUST_MAX_NETS || to16(text, t->nets[t->nnets].addr, &v4) != 0)
+    if (t->nnets == DPS_TRUST_MAX_NETS || to16(text, t->nets[t->nnets].addr, &v4) != 0 || bits > (v4 ? 32 : 128))
         return -1;
     if (bits < 0)
         bits = v4 ? 32 : 128;

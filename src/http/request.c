@@ -223,7 +223,7 @@ int dps_pg_timestamp_iso(const char *pg, char *out, size_t cap)
         int sign = *p == '-' ? -1 : 1;
         if (sscanf(p + 1, "%2d", &oh) != 1)
             return -1;
-        if (p[3] == ':' && sscanf(p + 4, "%2d", &om) != 1)
+        if (strlen(p) >= 4 && p[3] == ':' && sscanf(p + 4, "%2d", &om) != 1)
             return -1;
         oh *= sign, om *= sign;
     }

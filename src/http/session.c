@@ -90,19 +90,22 @@ static int is_safe_method(const h2o_req_t *req)
            h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"));
 }
 
-int dps_csrf_check(dps_req_t *r)
+void dps_csrf_issue(dps_req_t *r)
 {
-    const char *cookie = dps_req_cookie(r, DPS_CSRF_COOKIE), *header;
     unsigned char rnd[32];
     char token[65];
 
-    if (cookie == NULL) {
-        if (dps_random_bytes(rnd, sizeof(rnd)) == 0) {
-            dps_hex_encode(rnd, sizeof(rnd), token);
-            /* session cookie of the browser (no Max-Age): readable by the UI, which echoes it */
-            dps_req_set_cookie(r, DPS_CSRF_COOKIE, token, r->secure ? "Path=/; SameSite=Lax; Secure" : "Path=/; SameSite=Lax");
-        }
-    }
+    if (dps_req_cookie(r, DPS_CSRF_COOKIE) != NULL || dps_random_bytes(rnd, sizeof(rnd)) != 0)
+        return;
+    dps_hex_encode(rnd, sizeof(rnd), token);
+    /* a browser-session cookie (no Max-Age), readable by the UI, which echoes it in X-CSRF-Token */
+    dps_req_set_cookie(r, DPS_CSRF_COOKIE, token, r->secure ? "Path=/; SameSite=Lax; Secure" : "Path=/; SameSite=Lax");
+}
+
+int dps_csrf_check(dps_req_t *r)
+{
+    const char *cookie = dps_req_cookie(r, DPS_CSRF_COOKIE), *header;
+
     if (is_safe_method(r->h2o))
         return 0;
     header = dps_req_header(r, "x-csrf-token");

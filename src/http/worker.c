@@ -239,6 +239,7 @@ static int api_early(dps_worker_t *w, dps_req_t *r, const char *path, size_t pat
                           strlen(w->cfg->cors_origin));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-credentials"), 0, NULL, H2O_STRLIT("true"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("Origin"));
+    dps_csrf_issue(r);
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
         const char *hdrs = dps_req_header(r, "access-control-request-headers");
         dps_http_header(r, "access-control-allow-methods", "GET,HEAD,PUT,PATCH,POST,DELETE");

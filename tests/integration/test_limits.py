@@ -41,3 +41,14 @@ def test_development_disables_limiters(migrated_db, server):
     s = server(migrated_db.url, workers=1, env={"NODE_ENV": "development", "RATE_LIMIT_MAX": 1,
                                            "AUTH_RATE_LIMIT_MAX": 1})
     assert all(_get(s, "/api/auth/mode")[0] == 200 for _ in range(5))
+
+
+def test_csrf_cookie_issued_on_every_api_response(migrated_db, server):
+    """graph-and-api.md §1.2: any /api request without the cookie gets one, unknown paths included."""
+    s = server(migrated_db.url, workers=1)
+    for path in ("/api/nope", "/api/health/live"):
+        status, headers, _ = _get(s, path)
+        assert status in (200, 404)
+        assert headers.get("set-cookie", "").startswith("csrf-token="), (path, headers)
+    status, headers, _ = _get(s, "/api/nope", {"Cookie": "csrf-token=abc"})
+    assert "set-cookie" not in headers
