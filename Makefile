@@ -29,6 +29,7 @@ SRCS = \
 	src/api/health.c \
 	src/api/auth.c \
 	src/api/teams.c \
+	src/api/users.c \
 	src/api/admin.c \
 	src/poll/poller.c \
 	src/prune/pruner.c \

@@ -75,7 +75,7 @@ void dps_req_set_cookie(dps_req_t *r, const char *name, const char *value, const
  * for the caller to inspect with PQresultErrorField(res, PG_DIAG_SQLSTATE). */
 PGresult *dps_req_sql(dps_req_t *r, const char *allow, const char *sql, int n, const char *const *params);
 /* BEGIN / COMMIT on the worker's connection; 0, or -1 after answering 503/500. A transaction still
- * open when the request ends is rolled back. */
+ * open when the handler returns is rolled back. */
 int dps_req_begin(dps_req_t *r) __attribute__((warn_unused_result));
 int dps_req_commit(dps_req_t *r) __attribute__((warn_unused_result));
 

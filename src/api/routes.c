@@ -1,6 +1,7 @@
 /* Every HTTP route depsera serves, in one table. */
 #include "depsera/routes.h"
 #include "depsera/api_teams.h"
+#include "depsera/api_users.h"
 #include "depsera/util.h"
 
 const dps_route_t dps_routes[] = {
@@ -12,6 +13,13 @@ const dps_route_t dps_routes[] = {
     {"POST", "/api/auth/logout", dps_api_auth_logout, 0},
     {"GET", "/api/auth/me", dps_api_auth_me, 0},
     {"GET", "/api/users/me", dps_api_auth_me, 0},
+    {"GET", "/api/users", dps_api_users_list, 0},
+    {"POST", "/api/users", dps_api_users_create, 0},
+    {"GET", "/api/users/:id", dps_api_users_get, 0},
+    {"DELETE", "/api/users/:id", dps_api_users_deactivate, 0},
+    {"PUT", "/api/users/:id/role", dps_api_users_set_role, 0},
+    {"PUT", "/api/users/:id/password", dps_api_users_set_password, 0},
+    {"POST", "/api/users/:id/reactivate", dps_api_users_reactivate, 0},
     {"GET", "/api/teams", dps_api_teams_list, 0},
     {"POST", "/api/teams", dps_api_teams_create, 0},
     {"GET", "/api/teams/:id", dps_api_teams_get, 0},

@@ -15,7 +15,7 @@
 enum { COL_ID, COL_EMAIL, COL_NAME, COL_OIDC, COL_ROLE, COL_ACTIVE };
 
 #define TEAMS_SQL                                                                                                                  \
-    "SELECT m.team_id, m.role, json_build_object('id', t.id, 'name', t.name, 'description', t.description) AS team "             \
+    "SELECT m.team_id, m.role, json_build_object('id', t.id, 'name', t.name, 'description', t.description) AS team "               \
     "FROM team_members m JOIN teams t ON t.id = m.team_id WHERE m.user_id = $1 ORDER BY t.name"
 
 static const char not_found[] = "User not found";
@@ -27,6 +27,15 @@ static int body_is_object(dps_req_t *r)
     if (r->body == NULL || json_is_object(r->body))
         return 0;
     dps_http_error(r, 400, "Request body must be a JSON object");
+    return -1;
+}
+
+/* Creating users and setting passwords exist in local-auth mode only; checked after the admin guard. */
+static int local_only(dps_req_t *r)
+{
+    if (dps_worker_config(r->worker)->local_auth)
+        return 0;
+    dps_http_error(r, 404, "Not found");
     return -1;
 }
 
@@ -220,9 +229,9 @@ static void insert_user(dps_req_t *r, const new_user_t *u, const char *hash)
     if (dps_req_begin(r) != 0)
         return;
     /* 23505: the email is taken (exact comparison); 54000: too long for the unique index */
-    res = dps_req_sql(r, "23505,54000",
-                      "INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, $4) RETURNING " USER_COLS, 4,
-                      params);
+    res =
+        dps_req_sql(r, "23505,54000",
+                    "INSERT INTO users (email, name, password_hash, role) VALUES ($1, $2, $3, $4) RETURNING " USER_COLS, 4, params);
     if (res == NULL)
         return;
     if ((state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) != NULL) {
@@ -238,13 +247,7 @@ void dps_api_users_create(dps_req_t *r)
     new_user_t u;
     char hash[DPS_PASSWORD_HASH_MAX];
 
-    if (dps_require_admin(r) != 0)
-        return;
-    if (!dps_worker_config(r->worker)->local_auth) {
-        dps_http_error(r, 404, "Not found");
-        return;
-    }
-    if (body_is_object(r) != 0 || parse_new_user(r, &u) != 0)
+    if (dps_require_admin(r) != 0 || local_only(r) != 0 || body_is_object(r) != 0 || parse_new_user(r, &u) != 0)
         return;
     /* hashed before the transaction opens: bcrypt's quarter second holds no lock */
     if (dps_password_hash(u.password, DPS_PASSWORD_COST, hash, sizeof(hash)) != 0) {
@@ -266,7 +269,8 @@ void dps_api_users_set_role(dps_req_t *r)
         dps_http_error(r, 400, role_msg);
         return;
     }
-    if ((id = id_or_404(r)) == NULL || dps_req_begin(r) != 0 || (admins = lock_active_admins(r)) < 0 || (u = lock_user(r, id)) == NULL)
+    if ((id = id_or_404(r)) == NULL || dps_req_begin(r) != 0 || (admins = lock_active_admins(r)) < 0 ||
+        (u = lock_user(r, id)) == NULL)
         return;
     /* as §3.2 states it: an admin (active or not) is not demoted while active admins <= 1 */
     if (strcmp(PQgetvalue(u, 0, COL_ROLE), "admin") == 0 && strcmp(role, "user") == 0 && admins <= 1) {
@@ -278,39 +282,21 @@ void dps_api_users_set_role(dps_req_t *r)
     if ((res = dps_req_sql(r, NULL, "UPDATE users SET role = $2, updated_at = now() WHERE id = $1 RETURNING " USER_COLS, 2,
                            params)) == NULL)
         return;
-    finish(r, "user.role_changed", params[0],
-           json_pack("{s:s,s:s}", "previousRole", PQgetvalue(u, 0, COL_ROLE), "newRole", role), 200, res);
+    finish(r, "user.role_changed", params[0], json_pack("{s:s,s:s}", "previousRole", PQgetvalue(u, 0, COL_ROLE), "newRole", role),
+           200, res);
 }
 
-void dps_api_users_set_password(dps_req_t *r)
+/* Hashes outside the transaction (bcrypt's quarter second holds no lock), then updates and audits. */
+static void store_password(dps_req_t *r, const char *id, const char *password)
 {
-    const char *msg, *params[2];
+    const char *params[2] = {id, NULL};
     char hash[DPS_PASSWORD_HASH_MAX];
-    PGresult *u, *res;
+    PGresult *res;
 
-    if (dps_require_admin(r) != 0)
-        return;
-    if (!dps_worker_config(r->worker)->local_auth) {
-        dps_http_error(r, 404, "Not found");
-        return;
-    }
-    if (body_is_object(r) != 0)
-        return;
-    if ((msg = password_problem(json_object_get(r->body, "password"))) != NULL) {
-        dps_http_error(r, 400, msg);
-        return;
-    }
-    if ((params[0] = id_or_404(r)) == NULL || (u = dps_req_sql(r, NULL, "SELECT id FROM users WHERE id = $1", 1, params)) == NULL)
-        return;
-    if (PQntuples(u) == 0) {
-        dps_http_error(r, 404, not_found);
-        return;
-    }
-    if (dps_password_hash(json_string_value(json_object_get(r->body, "password")), DPS_PASSWORD_COST, hash, sizeof(hash)) != 0) {
+    if (dps_password_hash(password, DPS_PASSWORD_COST, hash, sizeof(hash)) != 0) {
         dps_http_error(r, 500, "Internal server error");
         return;
     }
-    params[0] = PQgetvalue(u, 0, 0);
     params[1] = hash;
     if (dps_req_begin(r) != 0 ||
         (res = dps_req_sql(r, NULL, "UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1 RETURNING email", 2,
@@ -320,9 +306,31 @@ void dps_api_users_set_password(dps_req_t *r)
         abort_tx(r, 404, not_found);
         return;
     }
-    dps_audit(r, "user.password_reset", "user", params[0], json_pack("{s:s}", "email", PQgetvalue(res, 0, 0)));
+    dps_audit(r, "user.password_reset", "user", id, json_pack("{s:s}", "email", PQgetvalue(res, 0, 0)));
     if (dps_req_commit(r) == 0)
         dps_http_json(r, 200, json_pack("{s:s}", "message", "Password updated successfully"));
+}
+
+void dps_api_users_set_password(dps_req_t *r)
+{
+    json_t *password;
+    const char *msg, *params[1];
+    PGresult *u;
+
+    if (dps_require_admin(r) != 0 || local_only(r) != 0 || body_is_object(r) != 0)
+        return;
+    if ((msg = password_problem(password = json_object_get(r->body, "password"))) != NULL) {
+        dps_http_error(r, 400, msg);
+        return;
+    }
+    /* an unknown id costs no bcrypt work */
+    if ((params[0] = id_or_404(r)) == NULL || (u = dps_req_sql(r, NULL, "SELECT id FROM users WHERE id = $1", 1, params)) == NULL)
+        return;
+    if (PQntuples(u) == 0) {
+        dps_http_error(r, 404, not_found);
+        return;
+    }
+    store_password(r, PQgetvalue(u, 0, 0), json_string_value(password));
 }
 
 void dps_api_users_reactivate(dps_req_t *r)

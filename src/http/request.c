@@ -168,24 +168,11 @@ PGresult *dps_req_sql(dps_req_t *r, const char *allow, const char *sql, int n, c
     return NULL;
 }
 
-static void on_txn_dispose(void *p)
-{
-    PGconn *conn = dps_db_conn(*(dps_db_t **)p);
-
-    if (conn != NULL && PQtransactionStatus(conn) != PQTRANS_IDLE)
-        PQclear(PQexec(conn, "ROLLBACK"));
-}
-
+/* A transaction the handler leaves open is rolled back by the worker as soon as the handler returns
+ * (end_transaction in worker.c), before any other request can use the connection. */
 int dps_req_begin(dps_req_t *r)
 {
-    dps_db_t **slot;
-
-    if (dps_req_sql(r, NULL, "BEGIN", 0, NULL) == NULL)
-        return -1;
-    slot = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*slot), on_txn_dispose);
-    *slot = dps_worker_db(r->worker);
-    h2o_mem_link_shared(&r->h2o->pool, slot);
-    return 0;
+    return dps_req_sql(r, NULL, "BEGIN", 0, NULL) == NULL ? -1 : 0;
 }
 
 int dps_req_commit(dps_req_t *r)

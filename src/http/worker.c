@@ -298,6 +298,17 @@ static int api_late(dps_worker_t *w, dps_req_t *r, const char *path, size_t path
     return 0;
 }
 
+/* A handler that returned inside a transaction (an early error exit) must not leave it open for the
+ * next request of this worker: h2o frees the request, and its cleanups, only after the response is
+ * written, which may be after the next request has started. */
+static void end_transaction(dps_worker_t *w)
+{
+    PGconn *conn = dps_db_is_connected(w->db) ? dps_db_conn(w->db) : NULL;
+
+    if (conn != NULL && PQtransactionStatus(conn) != PQTRANS_IDLE)
+        PQclear(PQexec(conn, "ROLLBACK"));
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     dps_worker_t *w = ((handler_t *)self)->w;
@@ -332,6 +343,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         memcpy(r.params, m.params, sizeof(m.params));
         r.nparams = m.nparams;
         m.route->handler(&r);
+        end_transaction(w);
     }
     json_decref(r.body);
     dps_log_set_request_id(NULL);

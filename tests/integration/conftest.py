@@ -104,6 +104,8 @@ def base_env(db_url=None, **overrides):
     """The caller's environment without depsera's variables, plus overrides (None removes)."""
     env = {k: v for k, v in os.environ.items() if k not in DEPSERA_VARS}
     env["PGCONNECT_TIMEOUT"] = "5"
+    # a sanitizer build run straight from pytest (not through make) needs the same suppressions
+    env.setdefault("LSAN_OPTIONS", "suppressions=%s:print_suppressions=0" % os.path.join(REPO, "tests", "lsan.supp"))
     if db_url is not None:
         env["DATABASE_URL"] = db_url
     for k, v in overrides.items():

@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+
+#include "unit.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -308,8 +310,6 @@ int main(void)
 {
     Suite *s = suite_create("clientip");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_loop_test(tc, parse_table, 0, sizeof(parse_cases) / sizeof(parse_cases[0]));
     tcase_add_test(tc, parse_representation);
@@ -319,9 +319,5 @@ int main(void)
     tcase_add_loop_test(tc, client_table, 0, sizeof(client_cases) / sizeof(client_cases[0]));
     tcase_add_test(tc, client_xff_length_respected);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return dps_check_run(s);
 }

@@ -3,6 +3,8 @@
 #include "depsera/log.h"
 
 #include <check.h>
+
+#include "unit.h"
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -160,8 +162,6 @@ int main(void)
 {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, defaults);
     tcase_add_loop_test(tc, rejects_bad_values, 0, sizeof(bad) / sizeof(bad[0]));
@@ -171,9 +171,5 @@ int main(void)
     tcase_add_test(tc, copy_is_deep);
     tcase_add_test(tc, every_var_documented);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return dps_check_run(s);
 }

@@ -2,6 +2,8 @@
 #include "depsera/limiter.h"
 
 #include <check.h>
+
+#include "unit.h"
 #include <stdio.h>
 
 START_TEST(counts_and_resets)
@@ -47,15 +49,9 @@ int main(void)
 {
     Suite *s = suite_create("limiter");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, counts_and_resets);
     tcase_add_test(tc, many_keys_small_table);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return dps_check_run(s);
 }

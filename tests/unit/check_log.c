@@ -2,6 +2,8 @@
 #include "depsera/log.h"
 
 #include <check.h>
+
+#include "unit.h"
 #include <jansson.h>
 #include <string.h>
 
@@ -64,16 +66,10 @@ int main(void)
 {
     Suite *s = suite_create("log");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, json_line_parses_with_fields);
     tcase_add_test(tc, overlong_line_is_bounded);
     tcase_add_test(tc, levels);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return dps_check_run(s);
 }

@@ -2,6 +2,8 @@
 #include "depsera/migrate.h"
 
 #include <check.h>
+
+#include "unit.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -92,17 +94,11 @@ int main(void)
 {
     Suite *s = suite_create("migrate");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, checksum_is_sha256_hex);
     tcase_add_test(tc, all_pending_on_empty_db);
     tcase_add_test(tc, applied_modified_unknown);
     tcase_add_test(tc, compiled_list_is_sane);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return dps_check_run(s);
 }

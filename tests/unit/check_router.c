@@ -2,6 +2,8 @@
 #include "depsera/router.h"
 
 #include <check.h>
+
+#include "unit.h"
 #include <string.h>
 
 static void h1(dps_req_t *r)
@@ -92,16 +94,10 @@ int main(void)
 {
     Suite *s = suite_create("router");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_loop_test(tc, table, 0, sizeof(cases) / sizeof(cases[0]));
     tcase_add_test(tc, params_captured);
     tcase_add_test(tc, allow_header);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return dps_check_run(s);
 }

@@ -3,6 +3,8 @@
 #include "depsera/session.h"
 
 #include <check.h>
+
+#include "unit.h"
 #include <string.h>
 
 #define SECRET "test-secret"
@@ -180,8 +182,6 @@ int main(void)
     Suite *s = suite_create("session");
     TCase *tc = tcase_create("cookie");
     TCase *tt = tcase_create("timestamp");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, sign_known_answer);
     tcase_add_test(tc, roundtrip);
@@ -193,9 +193,5 @@ int main(void)
     suite_add_tcase(s, tc);
     tcase_add_loop_test(tt, timestamp_table, 0, sizeof(ts_cases) / sizeof(ts_cases[0]));
     suite_add_tcase(s, tt);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return dps_check_run(s);
 }

@@ -4,6 +4,8 @@
 #include "depsera/util.h"
 
 #include <check.h>
+
+#include "unit.h"
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -92,8 +94,6 @@ int main(void)
 {
     Suite *s = suite_create("util");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     tcase_add_loop_test(tc, parse_int_strict, 0, sizeof(ints) / sizeof(ints[0]));
     tcase_add_test(tc, iso_time);
@@ -102,9 +102,5 @@ int main(void)
     tcase_add_test(tc, describe_status);
     tcase_add_test(tc, uuid);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return dps_check_run(s);
 }

@@ -1,0 +1,654 @@
+/* /api/services: services with their dependencies and health, read by team members, changed by leads (graph-and-api.md §4). */
+#include "depsera/api_services.h"
+#include "depsera/audit.h"
+#include "depsera/config.h"
+#include "depsera/http.h"
+#include "depsera/session.h"
+#include "depsera/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char not_found[] = "Service not found";
+
+/* Timestamps inside json_build_object are formatted here, as dps_row_json does for top-level columns
+ * (ISO-8601 UTC, milliseconds truncated, Z). */
+#define ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* The base service fields of §4.1, in order. */
+#define SERVICE_COLUMNS                                                                                                            \
+    "s.id, s.name, s.team_id, s.health_endpoint, s.metrics_endpoint, s.schema_config, s.poll_interval_ms, s.is_active, "           \
+    "s.is_external, s.description, s.last_poll_success, s.last_poll_error, s.health_endpoint_format, s.poll_warnings, "            \
+    "COALESCE(s.manifest_managed, false) AS manifest_managed, s.manifest_key, s.created_at, s.updated_at"
+/* `team` of the detail shape, and the full team row of the mutation shape. */
+#define DETAIL_TEAM                                                                                                                \
+    "json_build_object('id', t.id, 'name', t.name, 'description', t.description, 'created_at', " ISO("t.created_at")            \
+    ", 'updated_at', " ISO("t.updated_at") ") AS team"
+#define FULL_TEAM                                                                                                                  \
+    "json_build_object('id', t.id, 'name', t.name, 'key', t.key, 'description', t.description, 'contact', t.contact, "          \
+    "'created_at', " ISO("t.created_at") ", 'updated_at', " ISO("t.updated_at") ") AS team"
+#define DEP_COLUMNS                                                                                                                \
+    "d.id, d.service_id, d.name, d.canonical_name, d.description, d.impact, d.type, d.healthy, d.health_state, d.health_code, "    \
+    "d.latency_ms, d.check_details, d.error, d.error_message, d.last_checked, d.last_status_change, d.created_at, d.updated_at, "  \
+    "d.contact, d.contact_override, d.impact_override, d.skipped, d.discovery_source, d.user_display_name, d.user_description, "   \
+    "d.user_impact"
+
+/* Which services a read covers. List: $1 = team filter or NULL, $2 = only teams of this user or NULL;
+ * external services are never listed. One: $1 = the service id. */
+#define SCOPE_LIST                                                                                                                 \
+    "NOT s.is_external AND ($1::uuid IS NULL OR s.team_id = $1::uuid) AND "                                                        \
+    "($2::uuid IS NULL OR s.team_id IN (SELECT m.team_id FROM team_members m WHERE m.user_id = $2::uuid))"
+#define SCOPE_ONE "s.id = $1::uuid"
+
+#define SERVICES_SQL(scope) "SELECT " SERVICE_COLUMNS ", " DETAIL_TEAM " FROM services s JOIN teams t ON t.id = s.team_id WHERE " scope
+
+/* data-model.md §8: the canonical override of a dependency is the owning team's row for its
+ * canonical_name if there is one, else the global row; effective_contact merges the objects among
+ * contact, that override's contact and the instance override (later keys win), NULL if none is one. */
+#define AS_OBJECT(x) "CASE WHEN jsonb_typeof(" x ") = 'object' THEN " x " ELSE '{}'::jsonb END"
+#define IS_OBJECT(x) "jsonb_typeof(" x ") = 'object'"
+#define DEPS_SQL(scope)                                                                                                            \
+    "SELECT " DEP_COLUMNS ", CASE WHEN " IS_OBJECT("d.contact") " OR " IS_OBJECT("co.contact_override") " OR " IS_OBJECT(        \
+        "d.contact_override") " THEN " AS_OBJECT("d.contact") " || " AS_OBJECT("co.contact_override") " || " AS_OBJECT(         \
+        "d.contact_override") " END AS effective_contact, "                                                                       \
+    "COALESCE(d.impact_override, co.impact_override, d.impact) AS effective_impact "                                               \
+    "FROM services s JOIN dependencies d ON d.service_id = s.id "                                                                  \
+    "LEFT JOIN dependency_canonical_overrides ct ON ct.team_id = s.team_id AND ct.canonical_name = d.canonical_name "              \
+    "LEFT JOIN dependency_canonical_overrides cg ON cg.team_id IS NULL AND cg.canonical_name = d.canonical_name "                  \
+    "CROSS JOIN LATERAL (SELECT CASE WHEN ct.id IS NULL THEN cg.contact_override ELSE ct.contact_override END AS contact_override, " \
+    "CASE WHEN ct.id IS NULL THEN cg.impact_override ELSE ct.impact_override END AS impact_override) co "                          \
+    "WHERE " scope " ORDER BY d.service_id, d.name COLLATE \"C\", d.id"
+
+/* Dependencies of active services associated with each service, newest last_checked first. Dismissed
+ * suggestions are not associations (open-questions.md A). Column 0 (`target`) is not output. */
+#define REPORTS_SQL(scope)                                                                                                         \
+    "SELECT s.id AS target, d.id AS dependency_id, d.name AS dependency_name, rs.id AS reporting_service_id, "                     \
+    "rs.name AS reporting_service_name, d.healthy, d.health_state, d.latency_ms, d.last_checked, d.impact "                        \
+    "FROM services s JOIN dependency_associations a ON a.linked_service_id = s.id AND NOT a.is_dismissed "                         \
+    "JOIN dependencies d ON d.id = a.dependency_id JOIN services rs ON rs.id = d.service_id AND rs.is_active "                     \
+    "WHERE " scope " ORDER BY s.id, d.last_checked DESC NULLS LAST, d.id"
+
+typedef struct {
+    const char *deps, *reports;
+    int nparams;
+} scope_sql_t;
+
+static const scope_sql_t list_scope = {DEPS_SQL(SCOPE_LIST), REPORTS_SQL(SCOPE_LIST), 2};
+static const scope_sql_t one_scope = {DEPS_SQL(SCOPE_ONE), REPORTS_SQL(SCOPE_ONE), 1};
+
+/* orderBy values (the original also took them with its "s." alias) and what they sort by. Names sort
+ * by bytes, as SQLite's BINARY collation; NULLs sort first ascending, last descending, as in SQLite. */
+static const struct {
+    const char *name, *sql;
+} order_columns[] = {
+    {"name", "s.name COLLATE \"C\""},
+    {"team_id", "s.team_id"},
+    {"health_endpoint", "s.health_endpoint COLLATE \"C\""},
+    {"poll_interval_ms", "s.poll_interval_ms"},
+    {"is_active", "s.is_active"},
+    {"last_poll_success", "s.last_poll_success"},
+    {"created_at", "s.created_at"},
+    {"updated_at", "s.updated_at"},
+};
+
+/* ---- small helpers ---------------------------------------------------------------------------- */
+
+static void error_field(dps_req_t *r, int status, const char *msg, const char *field)
+{
+    json_t *body = json_pack("{s:s}", "error", msg);
+
+    if (field != NULL)
+        json_object_set_new(body, "field", json_string(field));
+    dps_http_json(r, status, body);
+}
+
+/* The :id parameter when it is a UUID; otherwise answers 404 (a malformed id is an unknown id). */
+static const char *id_or_404(dps_req_t *r)
+{
+    const char *id = dps_req_param(r, "id");
+
+    if (id != NULL && dps_is_uuid(id))
+        return id;
+    dps_http_error(r, 404, not_found);
+    return NULL;
+}
+
+/* The caller's role in `team`: "lead", "member", or "" for none (a malformed id is no team). NULL
+ * after answering 503/500. */
+static const char *team_role(dps_req_t *r, const char *team)
+{
+    const char *params[2] = {team, r->user->id};
+    PGresult *res;
+
+    if (team == NULL || !dps_is_uuid(team))
+        return "";
+    if ((res = dps_req_sql(r, NULL, "SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2", 2, params)) == NULL)
+        return NULL;
+    return PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "";
+}
+
+/* Guards of graph-and-api.md §2 (admins pass): 0, or -1 after answering 403 (or 503/500). */
+static int require_team_role(dps_req_t *r, const char *team, int lead)
+{
+    const char *role;
+
+    if (r->user->is_admin)
+        return 0;
+    if ((role = team_role(r, team)) == NULL)
+        return -1;
+    if (lead ? strcmp(role, "lead") == 0 : role[0] != '\0')
+        return 0;
+    dps_http_error(r, 403, lead ? "Team lead access required" : "Team access required");
+    return -1;
+}
+
+/* JavaScript falsiness of a body member: absent, null, false, 0, "". */
+static int falsy(json_t *v)
+{
+    return v == NULL || json_is_null(v) || json_is_false(v) || (json_is_string(v) && json_string_length(v) == 0) ||
+           (json_is_number(v) && json_number_value(v) == 0);
+}
+
+static void on_allowlist_dispose(void *p)
+{
+    dps_ssrf_allowlist_free(*(dps_ssrf_allowlist_t **)p);
+}
+
+/* The SSRF allowlist in force (polling.md §4.1): the admin setting if non-empty, else SSRF_ALLOWLIST.
+ * Freed with the request. 0, or -1 after answering 503/500. */
+static int load_allowlist(dps_req_t *r, dps_ssrf_allowlist_t **out)
+{
+    PGresult *res = dps_req_sql(r, NULL, "SELECT value FROM settings WHERE key = 'ssrf_allowlist'", 0, NULL);
+    const char *text = dps_worker_config(r->worker)->ssrf_allowlist;
+    dps_ssrf_allowlist_t **slot;
+
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) && PQgetvalue(res, 0, 0)[0] != '\0')
+        text = PQgetvalue(res, 0, 0);
+    if ((*out = dps_ssrf_allowlist_parse(text)) == NULL) {
+        dps_http_error(r, 500, "Internal server error");
+        return -1;
+    }
+    slot = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*slot), on_allowlist_dispose);
+    *slot = *out;
+    h2o_mem_link_shared(&r->h2o->pool, slot);
+    return 0;
+}
+
+static void on_input_dispose(void *p)
+{
+    dps_service_input_clear(p);
+}
+
+/* A zeroed validation result, cleared with the request whatever path the handler takes. */
+static dps_service_input_t *new_input(dps_req_t *r)
+{
+    dps_service_input_t *in = h2o_mem_alloc_shared(&r->h2o->pool, sizeof(*in), on_input_dispose);
+
+    memset(in, 0, sizeof(*in));
+    h2o_mem_link_shared(&r->h2o->pool, in);
+    return in;
+}
+
+static void answer_invalid(dps_req_t *r, const dps_service_input_t *in)
+{
+    error_field(r, 400, in->error != NULL ? in->error : "Invalid request body", in->field);
+}
+
+/* The canonical schema_config as text for a ::jsonb parameter (in the pool), or NULL for SQL NULL. */
+static const char *schema_text(dps_req_t *r, const dps_service_input_t *in)
+{
+    char *text;
+    const char *copy;
+
+    if (in->schema_config == NULL || (text = json_dumps(in->schema_config, JSON_COMPACT)) == NULL)
+        return NULL;
+    copy = h2o_strdup(&r->h2o->pool, text, strlen(text)).base;
+    free(text);
+    return copy;
+}
+
+/* Pollers and caches learn of the change at COMMIT (polling.md §0). 0, or -1 after answering. */
+static int notify_change(dps_req_t *r, const char *id)
+{
+    char payload[64];
+    const char *params[1] = {payload};
+
+    snprintf(payload, sizeof(payload), "service:%s", id);
+    return dps_req_sql(r, NULL, "SELECT pg_notify('depsera_poll', $1), pg_notify('depsera_cache', $1)", 1, params) == NULL ? -1 : 0;
+}
+
+/* ---- health (§4.1, §4.4) ---------------------------------------------------------------------------- */
+
+static json_t *aggregated(const char *status, int healthy, int warning, int critical, size_t total, size_t dependents,
+                          const char *last)
+{
+    return json_pack("{s:s,s:i,s:i,s:i,s:I,s:I,s:s?}", "status", status, "healthy_reports", healthy, "warning_reports", warning,
+                     "critical_reports", critical, "total_reports", (json_int_t)total, "dependent_count", (json_int_t)dependents,
+                     "last_report", last);
+}
+
+/* §4.4 over dependent reports (reports = 1) or, without any, over the service's own dependencies. */
+static json_t *classify(json_t *rows, int reports)
+{
+    int healthy = 0, warning = 0, critical = 0, counted;
+    json_t *row, *dependents = json_object();
+    const char *last = NULL, *status;
+    size_t i, ndependents;
+
+    json_array_foreach(rows, i, row) {
+        json_t *h = json_object_get(row, "healthy"), *st = json_object_get(row, "health_state");
+        const char *checked = json_string_value(json_object_get(row, "last_checked"));
+        if ((json_is_integer(st) && json_integer_value(st) == 2) || json_is_false(h))
+            critical++;
+        else if (json_is_integer(st) && json_integer_value(st) == 1)
+            warning++;
+        else if (json_is_true(h))
+            healthy++;
+        if (reports)
+            json_object_set_new(dependents, json_string_value(json_object_get(row, "reporting_service_id")), json_true());
+        else if (checked != NULL && (last == NULL || strcmp(checked, last) > 0))
+            last = checked;
+    }
+    if (reports)
+        last = json_string_value(json_object_get(json_array_get(rows, 0), "last_checked"));
+    counted = healthy + warning + critical;
+    status = counted == 0 ? "unknown" : healthy * 100 >= 80 * counted ? "healthy" : healthy * 100 >= 50 * counted ? "warning" : "critical";
+    ndependents = json_object_size(dependents);
+    json_decref(dependents);
+    return aggregated(status, healthy, warning, critical, json_array_size(rows), ndependents, last);
+}
+
+static json_t *aggregated_health(json_t *svc)
+{
+    json_t *reports = json_object_get(svc, "dependent_reports"), *deps = json_object_get(svc, "dependencies");
+
+    if (json_array_size(reports) > 0)
+        return classify(reports, 1);
+    if (json_array_size(deps) > 0)
+        return classify(deps, 0);
+    return aggregated("unknown", 0, 0, 0, 0, 0, NULL);
+}
+
+/* The mutation shape's health: from the service's own dependencies' healthy flags. */
+static json_t *local_health(json_t *deps)
+{
+    size_t i, n = json_array_size(deps), up = 0, down = 0;
+    json_t *d;
+
+    json_array_foreach(deps, i, d) {
+        up += json_is_true(json_object_get(d, "healthy"));
+        down += json_is_false(json_object_get(d, "healthy"));
+    }
+    return json_pack("{s:s,s:I,s:I,s:I}", "status",
+                     n == 0      ? "unknown"
+                     : down > 0  ? "unhealthy"
+                     : up == n   ? "healthy"
+                                 : "degraded",
+                     "healthy_count", (json_int_t)up, "unhealthy_count", (json_int_t)down, "total_dependencies", (json_int_t)n);
+}
+
+/* ---- detail shape --------------------------------------------------------------------------------- */
+
+/* Services rows as objects with empty dependencies/dependent_reports, in order; `by_id` indexes them. */
+static json_t *service_objects(PGresult *res, json_t *by_id)
+{
+    json_t *list = json_array();
+
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *svc = dps_row_json(res, i);
+        json_object_set_new(svc, "dependencies", json_array());
+        json_object_set_new(svc, "dependent_reports", json_array());
+        json_object_set(by_id, PQgetvalue(res, i, 0), svc);
+        json_array_append_new(list, svc);
+    }
+    return list;
+}
+
+/* Append each row to the `member` array of the service named by column `key_col`; that column is
+ * dropped from the output when `drop` is set. */
+static void distribute(PGresult *res, json_t *by_id, int key_col, const char *member, int drop, int muted)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *svc = json_object_get(by_id, PQgetvalue(res, i, key_col)), *row;
+        if (svc == NULL) /* created between the statements */
+            continue;
+        row = dps_row_json(res, i);
+        if (drop)
+            json_object_del(row, PQfname(res, key_col));
+        if (muted)
+            json_object_set_new(row, "is_muted", json_false()); /* alert mutes are out of scope */
+        json_array_append_new(json_object_get(svc, member), row);
+    }
+}
+
+/* The detail shape of every service in `services` (a SERVICES_SQL result of the same scope): three
+ * statements whatever the number of services. NULL after answering 503/500. */
+static json_t *detail_list(dps_req_t *r, PGresult *services, const scope_sql_t *scope, const char *const *params, int one)
+{
+    PGresult *deps, *reports;
+    json_t *by_id = json_object(), *list = service_objects(services, by_id), *svc;
+    size_t i;
+
+    if ((deps = dps_req_sql(r, NULL, scope->deps, scope->nparams, params)) == NULL ||
+        (reports = dps_req_sql(r, NULL, scope->reports, scope->nparams, params)) == NULL) {
+        json_decref(by_id);
+        json_decref(list);
+        return NULL;
+    }
+    distribute(deps, by_id, PQfnumber(deps, "service_id"), "dependencies", 0, one);
+    distribute(reports, by_id, 0, "dependent_reports", 1, 0);
+    json_decref(by_id);
+    json_array_foreach(list, i, svc) {
+        json_object_set_new(svc, "health", aggregated_health(svc));
+        /* the detail shape's member order: dependencies, health, dependent_reports */
+        json_t *dr = json_incref(json_object_get(svc, "dependent_reports"));
+        json_object_del(svc, "dependent_reports");
+        json_object_set_new(svc, "dependent_reports", dr);
+    }
+    return list;
+}
+
+/* ---- list ----------------------------------------------------------------------------------------- */
+
+/* The SQL of the orderBy column (default name); NULL after answering 400. */
+static const char *order_column(dps_req_t *r)
+{
+    const char *by = dps_req_query_param(r, "orderBy");
+    char *msg;
+
+    by = by != NULL && by[0] != '\0' ? by : "name";
+    for (size_t i = 0; i < DPS_ARRAY_SIZE(order_columns); i++)
+        if (strcmp(by, order_columns[i].name) == 0 || (strncmp(by, "s.", 2) == 0 && strcmp(by + 2, order_columns[i].name) == 0))
+            return order_columns[i].sql;
+    msg = h2o_mem_alloc_pool(&r->h2o->pool, strlen(by) + 160);
+    sprintf(msg,
+            "Invalid orderBy column: \"%s\". Allowed columns: name, team_id, health_endpoint, poll_interval_ms, is_active, "
+            "last_poll_success, created_at, updated_at",
+            by);
+    dps_http_error(r, 400, msg);
+    return NULL;
+}
+
+/* orderDirection, case-insensitive (default ASC): "ASC" or "DESC"; NULL after answering 400. */
+static const char *order_direction(dps_req_t *r)
+{
+    const char *dir = dps_req_query_param(r, "orderDirection");
+    char *upper, *msg;
+    size_t len;
+
+    dir = dir != NULL && dir[0] != '\0' ? dir : "ASC";
+    len = strlen(dir);
+    upper = h2o_mem_alloc_pool(&r->h2o->pool, len + 1);
+    for (size_t i = 0; i <= len; i++)
+        upper[i] = (char)(dir[i] >= 'a' && dir[i] <= 'z' ? dir[i] - 32 : dir[i]);
+    if (strcmp(upper, "ASC") == 0 || strcmp(upper, "DESC") == 0)
+        return upper;
+    msg = h2o_mem_alloc_pool(&r->h2o->pool, len + 64);
+    sprintf(msg, "Invalid orderDirection: \"%s\". Must be ASC or DESC", upper);
+    dps_http_error(r, 400, msg);
+    return NULL;
+}
+
+/* The ORDER BY of the list; NULL after answering 400. */
+static const char *order_clause(dps_req_t *r)
+{
+    const char *col, *dir;
+    char *out;
+
+    if ((col = order_column(r)) == NULL || (dir = order_direction(r)) == NULL)
+        return NULL;
+    out = h2o_mem_alloc_pool(&r->h2o->pool, strlen(col) + 40);
+    sprintf(out, "%s %s NULLS %s, s.id", col, dir, dir[0] == 'A' ? "FIRST" : "LAST");
+    return out;
+}
+
+void dps_api_services_list(dps_req_t *r)
+{
+    const char *team = dps_req_query_param(r, "team_id"), *params[2] = {NULL, NULL}, *order, *role;
+    PGresult *res;
+    json_t *list;
+    char *sql;
+
+    if (dps_require_user(r) != 0)
+        return;
+    if (team != NULL && team[0] != '\0') {
+        if (!r->user->is_admin && ((role = team_role(r, team)) == NULL || role[0] == '\0')) {
+            if (role != NULL)
+                dps_http_error(r, 403, "Team access required");
+            return;
+        }
+        params[0] = team;
+    } else if (!r->user->is_admin) {
+        params[1] = r->user->id; /* the caller's teams; none => [] */
+    }
+    if ((order = order_clause(r)) == NULL)
+        return;
+    if (params[0] != NULL && !dps_is_uuid(params[0])) { /* an admin naming no team */
+        dps_http_json(r, 200, json_array());
+        return;
+    }
+    sql = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(SERVICES_SQL(SCOPE_LIST)) + strlen(order) + 16);
+    sprintf(sql, "%s ORDER BY %s", SERVICES_SQL(SCOPE_LIST), order);
+    if ((res = dps_req_sql(r, NULL, sql, 2, params)) == NULL || (list = detail_list(r, res, &list_scope, params, 0)) == NULL)
+        return;
+    dps_http_json(r, 200, list);
+}
+
+/* ---- get one -------------------------------------------------------------------------------------- */
+
+void dps_api_services_get(dps_req_t *r)
+{
+    const char *id;
+    PGresult *res;
+    json_t *list;
+
+    if (dps_require_user(r) != 0 || (id = id_or_404(r)) == NULL)
+        return;
+    if ((res = dps_req_sql(r, NULL, SERVICES_SQL(SCOPE_ONE), 1, &id)) == NULL)
+        return;
+    if (PQntuples(res) == 0) {
+        dps_http_error(r, 404, not_found);
+        return;
+    }
+    if (require_team_role(r, PQgetvalue(res, 0, 2), 0) != 0 || (list = detail_list(r, res, &one_scope, &id, 1)) == NULL)
+        return;
+    dps_http_json(r, 200, json_incref(json_array_get(list, 0)));
+    json_decref(list);
+}
+
+/* ---- mutations ------------------------------------------------------------------------------------ */
+
+/* The mutation shape of the service in row 0 of `res` (base columns + FULL_TEAM): its raw dependency
+ * rows (none for a new service) and their local health. NULL after answering 503/500. */
+static json_t *mutation_json(dps_req_t *r, PGresult *res, int fresh)
+{
+    const char *id = PQgetvalue(res, 0, 0);
+    PGresult *deps = NULL;
+    json_t *out, *list;
+
+    if (!fresh && (deps = dps_req_sql(r, NULL,
+                                      "SELECT " DEP_COLUMNS " FROM dependencies d WHERE d.service_id = $1 "
+                                      "ORDER BY d.name COLLATE \"C\", d.id",
+                                      1, &id)) == NULL)
+        return NULL;
+    list = deps != NULL ? dps_rows_json(deps) : json_array();
+    out = dps_row_json(res, 0);
+    json_object_set_new(out, "dependencies", list);
+    json_object_set_new(out, "health", local_health(list));
+    return out;
+}
+
+/* POST guard (requireBodyTeamLead): a team_id in the body, led by the caller unless admin. */
+static int create_guard(dps_req_t *r)
+{
+    json_t *team = json_object_get(r->body, "team_id");
+
+    if (falsy(team)) {
+        dps_http_error(r, 400, "team_id required in request body");
+        return -1;
+    }
+    return require_team_role(r, json_string_value(team), 1);
+}
+
+/* INSERT the validated service with its audit row and notifications; the created row or NULL. */
+static PGresult *insert_service(dps_req_t *r, const dps_service_input_t *in)
+{
+    char poll[24];
+    const char *params[7] = {in->name, in->team_id, in->health_endpoint, in->metrics_endpoint, poll, schema_text(r, in), in->format};
+    PGresult *res;
+
+    snprintf(poll, sizeof(poll), "%lld", in->poll_interval_ms);
+    if (dps_req_begin(r) != 0 ||
+        (res = dps_req_sql(r, "23503",
+                           "WITH s AS (INSERT INTO services (name, team_id, health_endpoint, metrics_endpoint, poll_interval_ms, "
+                           "schema_config, health_endpoint_format) VALUES ($1, $2, $3, $4, $5, $6::jsonb, COALESCE($7, 'default')) "
+                           "RETURNING *) SELECT " SERVICE_COLUMNS ", " FULL_TEAM " FROM s JOIN teams t ON t.id = s.team_id",
+                           7, params)) == NULL)
+        return NULL;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) { /* the team does not exist (any more) */
+        error_field(r, 400, "Team not found", "team_id");
+        return NULL;
+    }
+    dps_audit(r, "service.created", "service", PQgetvalue(res, 0, 0),
+              json_pack("{s:s,s:s}", "name", PQgetvalue(res, 0, 1), "teamId", PQgetvalue(res, 0, 2)));
+    return notify_change(r, PQgetvalue(res, 0, 0)) == 0 && dps_req_commit(r) == 0 ? res : NULL;
+}
+
+void dps_api_services_create(dps_req_t *r)
+{
+    dps_service_input_t *in;
+    dps_ssrf_allowlist_t *al;
+    PGresult *res;
+    json_t *out;
+
+    if (dps_require_user(r) != 0 || create_guard(r) != 0 || load_allowlist(r, &al) != 0)
+        return;
+    in = new_input(r);
+    if (dps_service_validate_create(r->body, al, in) != 0) {
+        answer_invalid(r, in);
+        return;
+    }
+    if (!dps_is_uuid(in->team_id)) {
+        error_field(r, 400, "Team not found", "team_id");
+        return;
+    }
+    if ((res = insert_service(r, in)) == NULL || (out = mutation_json(r, res, 1)) == NULL)
+        return;
+    dps_http_json(r, 201, out);
+}
+
+/* The service :id locked for the transaction, after the lead guard; columns name, team_id, format.
+ * NULL after answering 404/403 (or 503/500). */
+static PGresult *lock_service(dps_req_t *r, const char *id)
+{
+    PGresult *res;
+
+    if (dps_req_begin(r) != 0 ||
+        (res = dps_req_sql(r, NULL, "SELECT name, team_id, health_endpoint_format FROM services WHERE id = $1 FOR UPDATE", 1,
+                           &id)) == NULL)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        dps_http_error(r, 404, not_found);
+        return NULL;
+    }
+    return require_team_role(r, PQgetvalue(res, 0, 1), 1) == 0 ? res : NULL;
+}
+
+/* A move to another team: it must exist (400), and a lead must lead it too (open-questions.md C). */
+static int check_move(dps_req_t *r, const dps_service_input_t *in, const char *current)
+{
+    PGresult *res;
+
+    if (!in->has_team_id || strcasecmp(in->team_id, current) == 0)
+        return 0;
+    if (dps_is_uuid(in->team_id)) {
+        if ((res = dps_req_sql(r, NULL, "SELECT 1 FROM teams WHERE id = $1", 1, &in->team_id)) == NULL)
+            return -1;
+        if (PQntuples(res) > 0)
+            return require_team_role(r, in->team_id, 1);
+    }
+    error_field(r, 400, "Team not found", "team_id");
+    return -1;
+}
+
+/* UPDATE with the members the body names (absent ones keep their value); the updated row or NULL. */
+static PGresult *update_service(dps_req_t *r, const char *id, const dps_service_input_t *in)
+{
+    char poll[24];
+    const char *params[11] = {id,
+                              in->has_name ? in->name : NULL,
+                              in->has_team_id ? in->team_id : NULL,
+                              in->has_health_endpoint ? in->health_endpoint : NULL,
+                              in->has_metrics_endpoint ? "t" : "f",
+                              in->metrics_endpoint,
+                              in->has_poll_interval ? poll : NULL,
+                              in->has_schema_config ? "t" : "f",
+                              schema_text(r, in),
+                              in->has_is_active ? (in->is_active ? "t" : "f") : NULL,
+                              in->has_format ? in->format : NULL};
+    PGresult *res;
+
+    snprintf(poll, sizeof(poll), "%lld", in->poll_interval_ms);
+    if ((res = dps_req_sql(r, "23503",
+                           "WITH s AS (UPDATE services SET name = COALESCE($2, name), team_id = COALESCE($3::uuid, team_id), "
+                           "health_endpoint = COALESCE($4, health_endpoint), "
+                           "metrics_endpoint = CASE WHEN $5::boolean THEN $6 ELSE metrics_endpoint END, "
+                           "poll_interval_ms = COALESCE($7::integer, poll_interval_ms), "
+                           "schema_config = CASE WHEN $8::boolean THEN $9::jsonb ELSE schema_config END, "
+                           "is_active = COALESCE($10::boolean, is_active), "
+                           "health_endpoint_format = COALESCE($11, health_endpoint_format), updated_at = now() "
+                           "WHERE id = $1 RETURNING *) SELECT " SERVICE_COLUMNS ", " FULL_TEAM " FROM s JOIN teams t ON t.id = s.team_id",
+                           11, params)) == NULL)
+        return NULL;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        error_field(r, 400, "Team not found", "team_id");
+        return NULL;
+    }
+    return res;
+}
+
+void dps_api_services_update(dps_req_t *r)
+{
+    const char *id;
+    dps_service_input_t *in;
+    dps_ssrf_allowlist_t *al;
+    PGresult *old, *res;
+    json_t *out;
+
+    if (dps_require_user(r) != 0 || (id = id_or_404(r)) == NULL || load_allowlist(r, &al) != 0 || (old = lock_service(r, id)) == NULL)
+        return;
+    in = new_input(r);
+    if (dps_service_validate_update(r->body, al, PQgetvalue(old, 0, 2), in) != 0) {
+        answer_invalid(r, in);
+        return;
+    }
+    if (check_move(r, in, PQgetvalue(old, 0, 1)) != 0 || (res = update_service(r, id, in)) == NULL)
+        return;
+    dps_audit(r, "service.updated", "service", id, json_pack("{s:s}", "name", PQgetvalue(old, 0, 0)));
+    if (notify_change(r, id) != 0 || (out = mutation_json(r, res, 0)) == NULL)
+        return;
+    if (dps_req_commit(r) != 0) {
+        json_decref(out);
+        return;
+    }
+    dps_http_json(r, 200, out);
+}
+
+void dps_api_services_delete(dps_req_t *r)
+{
+    const char *id;
+    PGresult *old;
+
+    if (dps_require_user(r) != 0 || (id = id_or_404(r)) == NULL || (old = lock_service(r, id)) == NULL)
+        return;
+    if (dps_req_sql(r, NULL, "DELETE FROM services WHERE id = $1", 1, &id) == NULL)
+        return;
+    dps_audit(r, "service.deleted", "service", id,
+              json_pack("{s:s,s:s}", "name", PQgetvalue(old, 0, 0), "teamId", PQgetvalue(old, 0, 1)));
+    if (notify_change(r, id) == 0 && dps_req_commit(r) == 0)
+        dps_http_json(r, 204, NULL);
+}
