@@ -1,0 +1,133 @@
+"""The role matrix: every mutating /api endpoint × every kind of caller, from one table.
+
+A new mutating endpoint must get a row here (test_every_mutating_route_has_a_row checks the route
+table of the binary's source against ROWS). Each call gets fresh targets from its row's setup, so the
+order of callers does not matter and a success does not disturb the next call.
+"""
+import itertools
+import os
+import re
+
+import pytest
+
+from conftest import REPO, ApiClient, add_user, psql
+
+PASSWORD = "matrix-password-1"
+ACTORS = ("anonymous", "member_a", "lead_a", "member_b", "lead_b", "admin")
+uniq = itertools.count()
+
+
+def _team(db, name):
+    return psql(db, f"INSERT INTO teams (name, key) VALUES ('{name}', '{name.lower()}') RETURNING id").splitlines()[0]
+
+
+def _member(db, team, user, role):
+    psql(db, f"INSERT INTO team_members (team_id, user_id, role) VALUES ('{team}', '{user}', '{role}')")
+
+
+def _fresh_user(ctx, active=True):
+    return add_user(ctx["db"], f"victim{next(uniq)}@example.com", active=active, password_of="admin@example.com")
+
+
+def _fresh_team(ctx):
+    return _team(ctx["db"], f"T{next(uniq)}")
+
+
+def _fresh_member(ctx):
+    team, user = _fresh_team(ctx), _fresh_user(ctx)
+    _member(ctx["db"], team, user, "member")
+    return team, user
+
+
+ADMIN_ONLY = {"anonymous": 401, "member_a": 403, "lead_a": 403, "member_b": 403, "lead_b": 403}
+
+
+def admin_only(ok):
+    return dict(ADMIN_ONLY, admin=ok)
+
+
+# (name, method, path builder(ctx) -> path, body builder(ctx) -> json, expected status per actor)
+ROWS = [
+    ("create user", "POST", lambda c: "/api/users",
+     lambda c: {"email": f"new{next(uniq)}@example.com", "name": "n", "password": PASSWORD}, admin_only(201)),
+    ("change role", "PUT", lambda c: f"/api/users/{_fresh_user(c)}/role", lambda c: {"role": "admin"}, admin_only(200)),
+    ("reset password", "PUT", lambda c: f"/api/users/{_fresh_user(c)}/password", lambda c: {"password": PASSWORD},
+     admin_only(200)),
+    ("reactivate user", "POST", lambda c: f"/api/users/{_fresh_user(c, active=False)}/reactivate", lambda c: None,
+     admin_only(200)),
+    ("deactivate user", "DELETE", lambda c: f"/api/users/{_fresh_user(c)}", lambda c: None, admin_only(204)),
+    ("create team", "POST", lambda c: "/api/teams",
+     lambda c: {"name": f"Team {next(uniq)}", "key": f"team-{next(uniq)}"}, admin_only(201)),
+    ("update team", "PUT", lambda c: f"/api/teams/{_fresh_team(c)}", lambda c: {"description": "d"}, admin_only(200)),
+    ("delete team", "DELETE", lambda c: f"/api/teams/{_fresh_team(c)}", lambda c: None, admin_only(204)),
+    ("add member", "POST", lambda c: f"/api/teams/{_fresh_team(c)}/members",
+     lambda c: {"user_id": _fresh_user(c), "role": "member"}, admin_only(201)),
+    ("change member role", "PUT", lambda c: "/api/teams/{}/members/{}".format(*_fresh_member(c)),
+     lambda c: {"role": "lead"}, admin_only(200)),
+    ("remove member", "DELETE", lambda c: "/api/teams/{}/members/{}".format(*_fresh_member(c)), lambda c: None,
+     admin_only(204)),
+    ("update settings", "PUT", lambda c: "/api/admin/settings", lambda c: {"alert_cooldown_minutes": 7},
+     admin_only(200)),
+    ("update span retention", "PUT", lambda c: "/api/admin/settings/span-retention", lambda c: {"days": 9},
+     admin_only(200)),
+]
+
+# Mutating routes that need no role (public or any session user), with their own tests.
+NOT_ROLE_SCOPED = {("POST", "/api/auth/login"), ("POST", "/api/auth/logout")}
+
+
+@pytest.fixture
+def ctx(migrated_db, server):
+    """One server and the six callers: members and leads of teams A and B, an admin, anonymous."""
+    db = migrated_db.url
+    srv = server(db, workers=2, env={"LOCAL_AUTH": "true", "ADMIN_EMAIL": "admin@example.com",
+                                     "ADMIN_PASSWORD": PASSWORD})
+    team_a, team_b = _team(db, "A"), _team(db, "B")
+    clients = {"anonymous": ApiClient(srv.base)}
+    for actor, team, role in (("member_a", team_a, "member"), ("lead_a", team_a, "lead"),
+                              ("member_b", team_b, "member"), ("lead_b", team_b, "lead")):
+        uid = add_user(db, f"{actor}@example.com", password_of="admin@example.com")
+        _member(db, team, uid, role)
+    for actor in ACTORS[1:]:
+        clients[actor] = ApiClient(srv.base)
+        clients[actor].login(f"{actor}@example.com", PASSWORD)
+    return {"db": db, "server": srv, "clients": clients, "team_a": team_a, "team_b": team_b}
+
+
+def test_role_matrix(ctx):
+    failures = []
+    for name, method, path_of, body_of, expected in ROWS:
+        for actor in ACTORS:
+            path, body = path_of(ctx), body_of(ctx)
+            kw = {} if body is None else {"json_body": body}
+            r = ctx["clients"][actor].request(method, path, **kw)
+            if r.status != expected[actor]:
+                failures.append(f"{name}: {method} {path} as {actor}: {r.status}, want {expected[actor]} ({r.body[:120]!r})")
+    assert not failures, "\n".join(failures)
+
+
+def test_logout_needs_a_session(ctx):
+    assert ctx["clients"]["anonymous"].post("/api/auth/logout").status == 401
+    for actor in ACTORS[1:]:
+        assert ctx["clients"][actor].post("/api/auth/logout").status == 200, actor
+        assert ctx["clients"][actor].get("/api/auth/me").status == 401, actor
+
+
+def test_every_mutating_route_has_a_row():
+    """Reads the route table of src/api/routes.c: a mutating route without a row fails here."""
+    table = open(os.path.join(REPO, "src", "api", "routes.c")).read()
+    routes = set(re.findall(r'\{"(POST|PUT|PATCH|DELETE)", "([^"]+)"', table))
+    covered = set(NOT_ROLE_SCOPED) | {(method, PATTERNS[name]) for name, method, _, _, _ in ROWS}
+    missing = sorted(routes - covered)
+    assert not missing, f"mutating routes without a role-matrix row: {missing}"
+
+
+# The route pattern each row exercises (kept next to ROWS' names so that a renamed route shows up).
+PATTERNS = {
+    "create user": "/api/users", "change role": "/api/users/:id/role", "reset password": "/api/users/:id/password",
+    "reactivate user": "/api/users/:id/reactivate", "deactivate user": "/api/users/:id",
+    "create team": "/api/teams", "update team": "/api/teams/:id", "delete team": "/api/teams/:id",
+    "add member": "/api/teams/:id/members", "change member role": "/api/teams/:id/members/:userId",
+    "remove member": "/api/teams/:id/members/:userId", "update settings": "/api/admin/settings",
+    "update span retention": "/api/admin/settings/span-retention",
+}
