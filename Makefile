@@ -22,6 +22,7 @@ SRCS = \
 	src/http/session.c \
 	src/http/clientip.c \
 	src/http/limiter.c \
+	src/http/jsonbuf.c \
 	src/http/response.c \
 	src/http/worker.c \
 	src/http/supervisor.c \
@@ -30,8 +31,11 @@ SRCS = \
 	src/api/auth.c \
 	src/api/teams.c \
 	src/api/users.c \
+	src/api/services.c \
+	src/api/services_validate.c \
 	src/api/admin.c \
 	src/poll/poller.c \
+	src/poll/ssrf.c \
 	src/prune/pruner.c \
 	src/cli/commands.c \
 	src/cli/migrate.c \
@@ -52,7 +56,9 @@ UNIT_TESTS = \
 	tests/unit/check_util \
 	tests/unit/check_limiter \
 	tests/unit/check_clientip \
-	tests/unit/check_session
+	tests/unit/check_session \
+	tests/unit/check_ssrf \
+	tests/unit/check_jsonbuf
 
 BUILD      = build
 GEN_MIGR   = $(BUILD)/gen/migrations_data.c
@@ -69,12 +75,13 @@ export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_s
 export LSAN_OPTIONS  ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
-FUZZ_TARGETS = fuzz_router fuzz_log
+FUZZ_TARGETS = fuzz_router fuzz_log fuzz_ssrf
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
 FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -D_GNU_SOURCE $(LIB_CFLAGS)
 fuzz_router_SRCS = src/http/router.c
 fuzz_log_SRCS    = src/core/log.c src/core/util.c
+fuzz_ssrf_SRCS   = src/poll/ssrf.c
 
 .PHONY: all check unit integration bench fuzz man-check install uninstall clean distclean format man run deps
 all: depsera

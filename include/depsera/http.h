@@ -39,6 +39,8 @@ struct dps_req {
 
 /* Send `body` (a reference is stolen; may be NULL for an empty body) as JSON with `status`. */
 void dps_http_json(dps_req_t *r, int status, json_t *body);
+/* Send `len` bytes of text that is already JSON (copied) with `status`. */
+void dps_http_json_text(dps_req_t *r, int status, const char *text, size_t len);
 /* Send {"error": msg} with `status`. */
 void dps_http_error(dps_req_t *r, int status, const char *msg);
 /* Add a response header (name and value are copied into the request pool). */

@@ -17,11 +17,11 @@ typedef struct {
  * it: URLs on which they could disagree (several '@', '\' before the path, non-ASCII hosts) are
  * refused rather than guessed. */
 typedef struct {
-    int https;                          /* scheme https (else http) */
-    char host[DPS_SSRF_HOST_MAX + 2];   /* lower case, percent-decoded; IP literals in canonical form, no brackets */
-    int is_ip;                          /* the host is an IP literal (bracketed IPv6, or any WHATWG IPv4 form) */
-    dps_ip_t ip;                        /* when is_ip */
-    int port;                           /* explicit port, else 80 / 443 */
+    int https;                        /* scheme https (else http) */
+    char host[DPS_SSRF_HOST_MAX + 2]; /* lower case, percent-decoded; IP literals in canonical form, no brackets */
+    int is_ip;                        /* the host is an IP literal (bracketed IPv6, or any WHATWG IPv4 form) */
+    dps_ip_t ip;                      /* when is_ip */
+    int port;                         /* explicit port, else 80 / 443 */
 } dps_url_t;
 
 /* Parse an absolute http:// or https:// URL. 0, or -1 if it is not one (other schemes included). */

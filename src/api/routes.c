@@ -1,6 +1,7 @@
 /* Every HTTP route depsera serves, in one table. */
 #include "depsera/routes.h"
 #include "depsera/api_teams.h"
+#include "depsera/api_services.h"
 #include "depsera/api_users.h"
 #include "depsera/util.h"
 
@@ -28,6 +29,11 @@ const dps_route_t dps_routes[] = {
     {"POST", "/api/teams/:id/members", dps_api_teams_member_add, 0},
     {"PUT", "/api/teams/:id/members/:userId", dps_api_teams_member_update, 0},
     {"DELETE", "/api/teams/:id/members/:userId", dps_api_teams_member_remove, 0},
+    {"GET", "/api/services", dps_api_services_list, 0},
+    {"POST", "/api/services", dps_api_services_create, 0},
+    {"GET", "/api/services/:id", dps_api_services_get, 0},
+    {"PUT", "/api/services/:id", dps_api_services_update, 0},
+    {"DELETE", "/api/services/:id", dps_api_services_delete, 0},
     {"GET", "/api/admin/settings", dps_api_admin_settings_get, 0},
     {"PUT", "/api/admin/settings", dps_api_admin_settings_put, 0},
     {"GET", "/api/admin/settings/span-retention", dps_api_admin_span_retention_get, 0},

@@ -3,9 +3,11 @@
 #include "depsera/audit.h"
 #include "depsera/config.h"
 #include "depsera/http.h"
+#include "depsera/jsonbuf.h"
 #include "depsera/session.h"
 #include "depsera/util.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +26,10 @@ static const char not_found[] = "Service not found";
     "COALESCE(s.manifest_managed, false) AS manifest_managed, s.manifest_key, s.created_at, s.updated_at"
 /* `team` of the detail shape, and the full team row of the mutation shape. */
 #define DETAIL_TEAM                                                                                                                \
-    "json_build_object('id', t.id, 'name', t.name, 'description', t.description, 'created_at', " ISO("t.created_at")            \
-    ", 'updated_at', " ISO("t.updated_at") ") AS team"
+    "json_build_object('id', t.id, 'name', t.name, 'description', t.description, 'created_at', " ISO(                              \
+        "t.created_at") ", 'updated_at', " ISO("t.updated_at") ") AS team"
 #define FULL_TEAM                                                                                                                  \
-    "json_build_object('id', t.id, 'name', t.name, 'key', t.key, 'description', t.description, 'contact', t.contact, "          \
+    "json_build_object('id', t.id, 'name', t.name, 'key', t.key, 'description', t.description, 'contact', t.contact, "             \
     "'created_at', " ISO("t.created_at") ", 'updated_at', " ISO("t.updated_at") ") AS team"
 #define DEP_COLUMNS                                                                                                                \
     "d.id, d.service_id, d.name, d.canonical_name, d.description, d.impact, d.type, d.healthy, d.health_state, d.health_code, "    \
@@ -42,30 +44,38 @@ static const char not_found[] = "Service not found";
     "($2::uuid IS NULL OR s.team_id IN (SELECT m.team_id FROM team_members m WHERE m.user_id = $2::uuid))"
 #define SCOPE_ONE "s.id = $1::uuid"
 
-#define SERVICES_SQL(scope) "SELECT " SERVICE_COLUMNS ", " DETAIL_TEAM " FROM services s JOIN teams t ON t.id = s.team_id WHERE " scope
+#define SERVICES_SQL(scope)                                                                                                        \
+    "SELECT " SERVICE_COLUMNS ", " DETAIL_TEAM " FROM services s JOIN teams t ON t.id = s.team_id WHERE " scope
 
 /* data-model.md §8: the canonical override of a dependency is the owning team's row for its
  * canonical_name if there is one, else the global row; effective_contact merges the objects among
- * contact, that override's contact and the instance override (later keys win), NULL if none is one. */
+ * contact, that override's contact and the instance override (later keys win), NULL if none is one.
+ * The last column (latest last_checked of the service) is for its health, not output. */
 #define AS_OBJECT(x) "CASE WHEN jsonb_typeof(" x ") = 'object' THEN " x " ELSE '{}'::jsonb END"
 #define IS_OBJECT(x) "jsonb_typeof(" x ") = 'object'"
-#define DEPS_SQL(scope)                                                                                                            \
-    "SELECT " DEP_COLUMNS ", CASE WHEN " IS_OBJECT("d.contact") " OR " IS_OBJECT("co.contact_override") " OR " IS_OBJECT(        \
-        "d.contact_override") " THEN " AS_OBJECT("d.contact") " || " AS_OBJECT("co.contact_override") " || " AS_OBJECT(         \
-        "d.contact_override") " END AS effective_contact, "                                                                       \
-    "COALESCE(d.impact_override, co.impact_override, d.impact) AS effective_impact "                                               \
-    "FROM services s JOIN dependencies d ON d.service_id = s.id "                                                                  \
+#define ANY_OBJECT IS_OBJECT("d.contact") " OR " IS_OBJECT("co.contact_override") " OR " IS_OBJECT("d.contact_override")
+#define MERGED AS_OBJECT("d.contact") " || " AS_OBJECT("co.contact_override") " || " AS_OBJECT("d.contact_override")
+#define EFFECTIVE_CONTACT "CASE WHEN " ANY_OBJECT " THEN " MERGED " END"
+#define CANONICAL_OVERRIDE                                                                                                         \
     "LEFT JOIN dependency_canonical_overrides ct ON ct.team_id = s.team_id AND ct.canonical_name = d.canonical_name "              \
     "LEFT JOIN dependency_canonical_overrides cg ON cg.team_id IS NULL AND cg.canonical_name = d.canonical_name "                  \
-    "CROSS JOIN LATERAL (SELECT CASE WHEN ct.id IS NULL THEN cg.contact_override ELSE ct.contact_override END AS contact_override, " \
-    "CASE WHEN ct.id IS NULL THEN cg.impact_override ELSE ct.impact_override END AS impact_override) co "                          \
-    "WHERE " scope " ORDER BY d.service_id, d.name COLLATE \"C\", d.id"
+    "CROSS JOIN LATERAL (SELECT "                                                                                                  \
+    "CASE WHEN ct.id IS NULL THEN cg.contact_override ELSE ct.contact_override END AS contact_override, "                          \
+    "CASE WHEN ct.id IS NULL THEN cg.impact_override ELSE ct.impact_override END AS impact_override) co "
+#define DEPS_SQL(scope)                                                                                                            \
+    "SELECT " DEP_COLUMNS ", " EFFECTIVE_CONTACT " AS effective_contact, "                                                         \
+    "COALESCE(d.impact_override, co.impact_override, d.impact) AS effective_impact, "                                              \
+    "max(d.last_checked) OVER (PARTITION BY d.service_id) AS latest_checked "                                                      \
+    "FROM services s JOIN dependencies d ON d.service_id = s.id " CANONICAL_OVERRIDE "WHERE " scope                                \
+    " ORDER BY d.service_id, d.name COLLATE \"C\", d.id"
 
 /* Dependencies of active services associated with each service, newest last_checked first. Dismissed
- * suggestions are not associations (open-questions.md A). Column 0 (`target`) is not output. */
+ * suggestions are not associations (open-questions.md A). The first column (`target`) and the last
+ * (the reporting service's rank, for dependent_count) are not output. */
 #define REPORTS_SQL(scope)                                                                                                         \
     "SELECT s.id AS target, d.id AS dependency_id, d.name AS dependency_name, rs.id AS reporting_service_id, "                     \
-    "rs.name AS reporting_service_name, d.healthy, d.health_state, d.latency_ms, d.last_checked, d.impact "                        \
+    "rs.name AS reporting_service_name, d.healthy, d.health_state, d.latency_ms, d.last_checked, d.impact, "                       \
+    "dense_rank() OVER (PARTITION BY s.id ORDER BY rs.id) AS dependent_rank "                                                      \
     "FROM services s JOIN dependency_associations a ON a.linked_service_id = s.id AND NOT a.is_dismissed "                         \
     "JOIN dependencies d ON d.id = a.dependency_id JOIN services rs ON rs.id = d.service_id AND rs.is_active "                     \
     "WHERE " scope " ORDER BY s.id, d.last_checked DESC NULLS LAST, d.id"
@@ -94,6 +104,23 @@ static const struct {
 };
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
+
+/* printf into the request pool. */
+__attribute__((format(printf, 2, 3))) static char *pool_printf(dps_req_t *r, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    char *out;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    out = h2o_mem_alloc_pool(&r->h2o->pool, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(out, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return out;
+}
 
 static void error_field(dps_req_t *r, int status, const char *msg, const char *field)
 {
@@ -223,54 +250,64 @@ static int notify_change(dps_req_t *r, const char *id)
 
 /* ---- health (§4.1, §4.4) ---------------------------------------------------------------------------- */
 
-static json_t *aggregated(const char *status, int healthy, int warning, int critical, size_t total, size_t dependents,
-                          const char *last)
+/* Rows [from, to) of a result. */
+typedef struct {
+    int from, to;
+} range_t;
+
+/* §4.4 classification counts over some rows. */
+typedef struct {
+    int healthy, warning, critical;
+} tally_t;
+
+static void tally_row(tally_t *t, const PGresult *res, int row, int c_healthy, int c_state)
 {
-    return json_pack("{s:s,s:i,s:i,s:i,s:I,s:I,s:s?}", "status", status, "healthy_reports", healthy, "warning_reports", warning,
-                     "critical_reports", critical, "total_reports", (json_int_t)total, "dependent_count", (json_int_t)dependents,
-                     "last_report", last);
+    int has_h = !PQgetisnull(res, row, c_healthy), has_st = !PQgetisnull(res, row, c_state);
+    char h = has_h ? PQgetvalue(res, row, c_healthy)[0] : 0;
+    long st = has_st ? strtol(PQgetvalue(res, row, c_state), NULL, 10) : -1;
+
+    if (st == 2 || h == 'f')
+        t->critical++;
+    else if (st == 1)
+        t->warning++;
+    else if (h == 't')
+        t->healthy++;
 }
 
-/* §4.4 over dependent reports (reports = 1) or, without any, over the service's own dependencies. */
-static json_t *classify(json_t *rows, int reports)
+/* The health of §4.4: over the dependent reports if there are any (`reps`: REPORTS_SQL rows), else
+ * over the service's own dependencies (`deps`: DEPS_SQL rows), else unknown. The last column of
+ * both results is computed for this: the rank of the reporting service, the latest last_checked. */
+static void write_health(dps_jsonbuf_t *b, const PGresult *deps, range_t d, const PGresult *reps, range_t rp)
 {
-    int healthy = 0, warning = 0, critical = 0, counted;
-    json_t *row, *dependents = json_object();
-    const char *last = NULL, *status;
-    size_t i, ndependents;
+    int reports = rp.to > rp.from, dependents = 0, counted, last_col;
+    const PGresult *res = reports ? reps : deps;
+    range_t rg = reports ? rp : d;
+    int c_healthy = PQfnumber(res, "healthy"), c_state = PQfnumber(res, "health_state"), c_extra = PQnfields(res) - 1;
+    tally_t t = {0, 0, 0};
+    char text[256];
 
-    json_array_foreach(rows, i, row) {
-        json_t *h = json_object_get(row, "healthy"), *st = json_object_get(row, "health_state");
-        const char *checked = json_string_value(json_object_get(row, "last_checked"));
-        if ((json_is_integer(st) && json_integer_value(st) == 2) || json_is_false(h))
-            critical++;
-        else if (json_is_integer(st) && json_integer_value(st) == 1)
-            warning++;
-        else if (json_is_true(h))
-            healthy++;
-        if (reports)
-            json_object_set_new(dependents, json_string_value(json_object_get(row, "reporting_service_id")), json_true());
-        else if (checked != NULL && (last == NULL || strcmp(checked, last) > 0))
-            last = checked;
+    for (int row = rg.from; row < rg.to; row++) {
+        tally_row(&t, res, row, c_healthy, c_state);
+        if (reports && atoi(PQgetvalue(res, row, c_extra)) > dependents)
+            dependents = atoi(PQgetvalue(res, row, c_extra));
     }
-    if (reports)
-        last = json_string_value(json_object_get(json_array_get(rows, 0), "last_checked"));
-    counted = healthy + warning + critical;
-    status = counted == 0 ? "unknown" : healthy * 100 >= 80 * counted ? "healthy" : healthy * 100 >= 50 * counted ? "warning" : "critical";
-    ndependents = json_object_size(dependents);
-    json_decref(dependents);
-    return aggregated(status, healthy, warning, critical, json_array_size(rows), ndependents, last);
-}
-
-static json_t *aggregated_health(json_t *svc)
-{
-    json_t *reports = json_object_get(svc, "dependent_reports"), *deps = json_object_get(svc, "dependencies");
-
-    if (json_array_size(reports) > 0)
-        return classify(reports, 1);
-    if (json_array_size(deps) > 0)
-        return classify(deps, 0);
-    return aggregated("unknown", 0, 0, 0, 0, 0, NULL);
+    counted = t.healthy + t.warning + t.critical;
+    snprintf(text, sizeof(text),
+             "{\"status\":\"%s\",\"healthy_reports\":%d,\"warning_reports\":%d,\"critical_reports\":%d,"
+             "\"total_reports\":%d,\"dependent_count\":%d,\"last_report\":",
+             counted == 0                      ? "unknown"
+             : t.healthy * 100 >= 80 * counted ? "healthy"
+             : t.healthy * 100 >= 50 * counted ? "warning"
+                                               : "critical",
+             t.healthy, t.warning, t.critical, rg.to - rg.from, dependents);
+    dps_jsonbuf_raw(b, text, strlen(text));
+    /* reports: the first (newest) one's last_checked; dependencies: the latest of theirs */
+    last_col = reports ? PQfnumber(res, "last_checked") : c_extra;
+    if (rg.to > rg.from)
+        dps_jsonbuf_value(b, res, rg.from, last_col);
+    else
+        dps_jsonbuf_lit(b, "null");
+    dps_jsonbuf_lit(b, "}");
 }
 
 /* The mutation shape's health: from the service's own dependencies' healthy flags. */
@@ -279,77 +316,94 @@ static json_t *local_health(json_t *deps)
     size_t i, n = json_array_size(deps), up = 0, down = 0;
     json_t *d;
 
-    json_array_foreach(deps, i, d) {
+    json_array_foreach(deps, i, d)
+    {
         up += json_is_true(json_object_get(d, "healthy"));
         down += json_is_false(json_object_get(d, "healthy"));
     }
     return json_pack("{s:s,s:I,s:I,s:I}", "status",
-                     n == 0      ? "unknown"
-                     : down > 0  ? "unhealthy"
-                     : up == n   ? "healthy"
-                                 : "degraded",
+                     n == 0     ? "unknown"
+                     : down > 0 ? "unhealthy"
+                     : up == n  ? "healthy"
+                                : "degraded",
                      "healthy_count", (json_int_t)up, "unhealthy_count", (json_int_t)down, "total_dependencies", (json_int_t)n);
 }
 
 /* ---- detail shape --------------------------------------------------------------------------------- */
 
-/* Services rows as objects with empty dependencies/dependent_reports, in order; `by_id` indexes them. */
-static json_t *service_objects(PGresult *res, json_t *by_id)
+/* The rows of `res` whose column `col` is `id`; res is sorted on that column (uuid text sorts as uuid). */
+static range_t rows_of(const PGresult *res, int col, const char *id)
 {
-    json_t *list = json_array();
+    int lo = 0, hi = PQntuples(res);
+    range_t r;
 
-    for (int i = 0; i < PQntuples(res); i++) {
-        json_t *svc = dps_row_json(res, i);
-        json_object_set_new(svc, "dependencies", json_array());
-        json_object_set_new(svc, "dependent_reports", json_array());
-        json_object_set(by_id, PQgetvalue(res, i, 0), svc);
-        json_array_append_new(list, svc);
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (strcmp(PQgetvalue(res, mid, col), id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    return list;
+    r.from = r.to = lo;
+    while (r.to < PQntuples(res) && strcmp(PQgetvalue(res, r.to, col), id) == 0)
+        r.to++;
+    return r;
 }
 
-/* Append each row to the `member` array of the service named by column `key_col`; that column is
- * dropped from the output when `drop` is set. */
-static void distribute(PGresult *res, json_t *by_id, int key_col, const char *member, int drop, int muted)
+/* Rows as JSON objects, comma-separated, with the columns from..to-1 (and is_muted:false when `muted`). */
+static void write_rows(dps_jsonbuf_t *b, const PGresult *res, range_t rows, int from, int to, int muted)
 {
-    for (int i = 0; i < PQntuples(res); i++) {
-        json_t *svc = json_object_get(by_id, PQgetvalue(res, i, key_col)), *row;
-        if (svc == NULL) /* created between the statements */
-            continue;
-        row = dps_row_json(res, i);
-        if (drop)
-            json_object_del(row, PQfname(res, key_col));
-        if (muted)
-            json_object_set_new(row, "is_muted", json_false()); /* alert mutes are out of scope */
-        json_array_append_new(json_object_get(svc, member), row);
+    for (int row = rows.from; row < rows.to; row++) {
+        if (row > rows.from)
+            dps_jsonbuf_lit(b, ",");
+        dps_jsonbuf_lit(b, "{");
+        dps_jsonbuf_members(b, res, row, from, to);
+        if (muted) /* alert mutes are out of scope */
+            dps_jsonbuf_lit(b, ",\"is_muted\":false");
+        dps_jsonbuf_lit(b, "}");
     }
 }
 
-/* The detail shape of every service in `services` (a SERVICES_SQL result of the same scope): three
- * statements whatever the number of services. NULL after answering 503/500. */
-static json_t *detail_list(dps_req_t *r, PGresult *services, const scope_sql_t *scope, const char *const *params, int one)
+/* One service of a SERVICES_SQL result in the detail shape, from the DEPS_SQL and REPORTS_SQL results
+ * of the same scope. */
+static void write_detail(dps_jsonbuf_t *b, const PGresult *svc, int i, const PGresult *deps, const PGresult *reps, int one)
+{
+    const char *id = PQgetvalue(svc, i, 0);
+    range_t d = rows_of(deps, PQfnumber(deps, "service_id"), id), rp = rows_of(reps, 0, id);
+
+    dps_jsonbuf_lit(b, "{");
+    dps_jsonbuf_members(b, svc, i, 0, PQnfields(svc));
+    dps_jsonbuf_lit(b, ",\"dependencies\":[");
+    write_rows(b, deps, d, 0, PQnfields(deps) - 1, one); /* without latest_checked */
+    dps_jsonbuf_lit(b, "],\"health\":");
+    write_health(b, deps, d, reps, rp);
+    dps_jsonbuf_lit(b, ",\"dependent_reports\":[");
+    write_rows(b, reps, rp, 1, PQnfields(reps) - 1, 0); /* without target and rank */
+    dps_jsonbuf_lit(b, "]}");
+}
+
+/* Every service of `services` (a SERVICES_SQL result of the scope) in the detail shape, as an array
+ * (or the one object when `one`): three statements whatever the number of services, and the text
+ * written straight from the results. 0, or -1 after answering 503/500. */
+static int write_details(dps_req_t *r, dps_jsonbuf_t *b, const PGresult *services, const scope_sql_t *scope,
+                         const char *const *params, int one)
 {
     PGresult *deps, *reports;
-    json_t *by_id = json_object(), *list = service_objects(services, by_id), *svc;
-    size_t i;
 
     if ((deps = dps_req_sql(r, NULL, scope->deps, scope->nparams, params)) == NULL ||
-        (reports = dps_req_sql(r, NULL, scope->reports, scope->nparams, params)) == NULL) {
-        json_decref(by_id);
-        json_decref(list);
-        return NULL;
+        (reports = dps_req_sql(r, NULL, scope->reports, scope->nparams, params)) == NULL)
+        return -1;
+    dps_jsonbuf_init(b, 4096 + (size_t)PQntuples(services) * 1024 + (size_t)PQntuples(deps) * 900);
+    if (!one)
+        dps_jsonbuf_lit(b, "[");
+    for (int i = 0; i < PQntuples(services); i++) {
+        if (i > 0)
+            dps_jsonbuf_lit(b, ",");
+        write_detail(b, services, i, deps, reports, one);
     }
-    distribute(deps, by_id, PQfnumber(deps, "service_id"), "dependencies", 0, one);
-    distribute(reports, by_id, 0, "dependent_reports", 1, 0);
-    json_decref(by_id);
-    json_array_foreach(list, i, svc) {
-        json_object_set_new(svc, "health", aggregated_health(svc));
-        /* the detail shape's member order: dependencies, health, dependent_reports */
-        json_t *dr = json_incref(json_object_get(svc, "dependent_reports"));
-        json_object_del(svc, "dependent_reports");
-        json_object_set_new(svc, "dependent_reports", dr);
-    }
-    return list;
+    if (!one)
+        dps_jsonbuf_lit(b, "]");
+    return 0;
 }
 
 /* ---- list ----------------------------------------------------------------------------------------- */
@@ -358,18 +412,16 @@ static json_t *detail_list(dps_req_t *r, PGresult *services, const scope_sql_t *
 static const char *order_column(dps_req_t *r)
 {
     const char *by = dps_req_query_param(r, "orderBy");
-    char *msg;
 
     by = by != NULL && by[0] != '\0' ? by : "name";
     for (size_t i = 0; i < DPS_ARRAY_SIZE(order_columns); i++)
         if (strcmp(by, order_columns[i].name) == 0 || (strncmp(by, "s.", 2) == 0 && strcmp(by + 2, order_columns[i].name) == 0))
             return order_columns[i].sql;
-    msg = h2o_mem_alloc_pool(&r->h2o->pool, strlen(by) + 160);
-    sprintf(msg,
-            "Invalid orderBy column: \"%s\". Allowed columns: name, team_id, health_endpoint, poll_interval_ms, is_active, "
-            "last_poll_success, created_at, updated_at",
-            by);
-    dps_http_error(r, 400, msg);
+    dps_http_error(r, 400,
+                   pool_printf(r,
+                               "Invalid orderBy column: \"%s\". Allowed columns: name, team_id, health_endpoint, "
+                               "poll_interval_ms, is_active, last_poll_success, created_at, updated_at",
+                               by));
     return NULL;
 }
 
@@ -377,7 +429,7 @@ static const char *order_column(dps_req_t *r)
 static const char *order_direction(dps_req_t *r)
 {
     const char *dir = dps_req_query_param(r, "orderDirection");
-    char *upper, *msg;
+    char *upper;
     size_t len;
 
     dir = dir != NULL && dir[0] != '\0' ? dir : "ASC";
@@ -387,9 +439,7 @@ static const char *order_direction(dps_req_t *r)
         upper[i] = (char)(dir[i] >= 'a' && dir[i] <= 'z' ? dir[i] - 32 : dir[i]);
     if (strcmp(upper, "ASC") == 0 || strcmp(upper, "DESC") == 0)
         return upper;
-    msg = h2o_mem_alloc_pool(&r->h2o->pool, len + 64);
-    sprintf(msg, "Invalid orderDirection: \"%s\". Must be ASC or DESC", upper);
-    dps_http_error(r, 400, msg);
+    dps_http_error(r, 400, pool_printf(r, "Invalid orderDirection: \"%s\". Must be ASC or DESC", upper));
     return NULL;
 }
 
@@ -397,20 +447,17 @@ static const char *order_direction(dps_req_t *r)
 static const char *order_clause(dps_req_t *r)
 {
     const char *col, *dir;
-    char *out;
 
     if ((col = order_column(r)) == NULL || (dir = order_direction(r)) == NULL)
         return NULL;
-    out = h2o_mem_alloc_pool(&r->h2o->pool, strlen(col) + 40);
-    sprintf(out, "%s %s NULLS %s, s.id", col, dir, dir[0] == 'A' ? "FIRST" : "LAST");
-    return out;
+    return pool_printf(r, "%s %s NULLS %s, s.id", col, dir, dir[0] == 'A' ? "FIRST" : "LAST");
 }
 
 void dps_api_services_list(dps_req_t *r)
 {
     const char *team = dps_req_query_param(r, "team_id"), *params[2] = {NULL, NULL}, *order, *role;
     PGresult *res;
-    json_t *list;
+    dps_jsonbuf_t b;
     char *sql;
 
     if (dps_require_user(r) != 0)
@@ -431,11 +478,10 @@ void dps_api_services_list(dps_req_t *r)
         dps_http_json(r, 200, json_array());
         return;
     }
-    sql = h2o_mem_alloc_pool(&r->h2o->pool, sizeof(SERVICES_SQL(SCOPE_LIST)) + strlen(order) + 16);
-    sprintf(sql, "%s ORDER BY %s", SERVICES_SQL(SCOPE_LIST), order);
-    if ((res = dps_req_sql(r, NULL, sql, 2, params)) == NULL || (list = detail_list(r, res, &list_scope, params, 0)) == NULL)
+    sql = pool_printf(r, "%s ORDER BY %s", SERVICES_SQL(SCOPE_LIST), order);
+    if ((res = dps_req_sql(r, NULL, sql, 2, params)) == NULL || write_details(r, &b, res, &list_scope, params, 0) != 0)
         return;
-    dps_http_json(r, 200, list);
+    dps_http_json_buf(r, 200, &b);
 }
 
 /* ---- get one -------------------------------------------------------------------------------------- */
@@ -444,7 +490,7 @@ void dps_api_services_get(dps_req_t *r)
 {
     const char *id;
     PGresult *res;
-    json_t *list;
+    dps_jsonbuf_t b;
 
     if (dps_require_user(r) != 0 || (id = id_or_404(r)) == NULL)
         return;
@@ -454,10 +500,9 @@ void dps_api_services_get(dps_req_t *r)
         dps_http_error(r, 404, not_found);
         return;
     }
-    if (require_team_role(r, PQgetvalue(res, 0, 2), 0) != 0 || (list = detail_list(r, res, &one_scope, &id, 1)) == NULL)
+    if (require_team_role(r, PQgetvalue(res, 0, 2), 0) != 0 || write_details(r, &b, res, &one_scope, &id, 1) != 0)
         return;
-    dps_http_json(r, 200, json_incref(json_array_get(list, 0)));
-    json_decref(list);
+    dps_http_json_buf(r, 200, &b);
 }
 
 /* ---- mutations ------------------------------------------------------------------------------------ */
@@ -498,7 +543,8 @@ static int create_guard(dps_req_t *r)
 static PGresult *insert_service(dps_req_t *r, const dps_service_input_t *in)
 {
     char poll[24];
-    const char *params[7] = {in->name, in->team_id, in->health_endpoint, in->metrics_endpoint, poll, schema_text(r, in), in->format};
+    const char *params[7] = {in->name, in->team_id,        in->health_endpoint, in->metrics_endpoint,
+                             poll,     schema_text(r, in), in->format};
     PGresult *res;
 
     snprintf(poll, sizeof(poll), "%lld", in->poll_interval_ms);
@@ -601,7 +647,8 @@ static PGresult *update_service(dps_req_t *r, const char *id, const dps_service_
                            "schema_config = CASE WHEN $8::boolean THEN $9::jsonb ELSE schema_config END, "
                            "is_active = COALESCE($10::boolean, is_active), "
                            "health_endpoint_format = COALESCE($11, health_endpoint_format), updated_at = now() "
-                           "WHERE id = $1 RETURNING *) SELECT " SERVICE_COLUMNS ", " FULL_TEAM " FROM s JOIN teams t ON t.id = s.team_id",
+                           "WHERE id = $1 RETURNING *) SELECT " SERVICE_COLUMNS ", " FULL_TEAM
+                           " FROM s JOIN teams t ON t.id = s.team_id",
                            11, params)) == NULL)
         return NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -619,7 +666,8 @@ void dps_api_services_update(dps_req_t *r)
     PGresult *old, *res;
     json_t *out;
 
-    if (dps_require_user(r) != 0 || (id = id_or_404(r)) == NULL || load_allowlist(r, &al) != 0 || (old = lock_service(r, id)) == NULL)
+    if (dps_require_user(r) != 0 || (id = id_or_404(r)) == NULL || load_allowlist(r, &al) != 0 ||
+        (old = lock_service(r, id)) == NULL)
         return;
     in = new_input(r);
     if (dps_service_validate_update(r->body, al, PQgetvalue(old, 0, 2), in) != 0) {

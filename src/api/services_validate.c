@@ -16,7 +16,7 @@ static const char *const formats[] = {"default", "schema", "prometheus", "otlp"}
 static const char *const metric_targets[] = {"state", "healthy", "latency", "code", "skipped"};
 static const char *const label_targets[] = {"name", "type", "impact", "description", "errorMessage"};
 /* SchemaMapping fields in canonical order; the last four take a dot path only. */
-static const char *const mapping_fields[] = {"name",        "healthy", "latency", "impact", "description", "type",
+static const char *const mapping_fields[] = {"name",         "healthy", "latency", "impact",       "description", "type",
                                              "checkDetails", "contact", "error",   "errorMessage", "skipped"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -151,7 +151,8 @@ static int has_target(json_t *map, const char *t)
     const char *key;
     json_t *v;
 
-    json_object_foreach(map, key, v) {
+    json_object_foreach(map, key, v)
+    {
         if (strcmp(json_string_value(v), t) == 0)
             return 1;
     }
@@ -171,7 +172,8 @@ static json_t *metric_map(json_t *cfg, const char *member, const char *const *ta
     if (!json_is_object(map))
         return refuse(err, "schema_config.%s must be an object", member);
     out = json_object();
-    json_object_foreach(map, key, v) {
+    json_object_foreach(map, key, v)
+    {
         const char *t = json_string_value(v);
         if (t == NULL)
             refuse(err, "schema_config.%s.%s must be a string", member, key);
@@ -259,12 +261,13 @@ static int mapping_fields_check(json_t *fields, json_t *out, char **err)
     const char *key;
     json_t *v, *m;
 
-    json_object_foreach(fields, key, v) {
+    json_object_foreach(fields, key, v)
+    {
         if (!one_of(key, mapping_fields, N(mapping_fields))) {
             refuse(err,
-                       "schema_config.fields contains unknown field \"%s\". Valid fields: name, healthy, latency, impact, "
-                       "description, type, checkDetails, contact, error, errorMessage, skipped",
-                       key);
+                   "schema_config.fields contains unknown field \"%s\". Valid fields: name, healthy, latency, impact, "
+                   "description, type, checkDetails, contact, error, errorMessage, skipped",
+                   key);
             return -1;
         }
         if ((m = field_mapping(key, v, err)) == NULL)
@@ -272,7 +275,8 @@ static int mapping_fields_check(json_t *fields, json_t *out, char **err)
         json_object_set_new(out, key, m);
     }
     /* "$key" names the member of an object root: only the name can be one */
-    json_object_foreach(out, key, m) {
+    json_object_foreach(out, key, m)
+    {
         if (strcmp(key, "name") != 0 && !path_only(key) && json_is_string(m) && strcmp(json_string_value(m), "$key") == 0) {
             refuse(err, "schema_config.fields.%s cannot use \"$key\" — it is only valid for the name field", key);
             return -1;
@@ -511,7 +515,7 @@ int dps_service_validate_update(json_t *b, const dps_ssrf_allowlist_t *al, const
         return fail(in, NULL, "No valid fields to update");
     if (in->has_format && strcmp(in->format, "default") == 0 && !in->has_schema_config)
         in->has_schema_config = 1; /* format default carries no config */
-    if (otlp) { /* push-only: nothing to poll */
+    if (otlp) {                    /* push-only: nothing to poll */
         in->health_endpoint = "", in->has_health_endpoint = 1;
         in->poll_interval_ms = 0, in->has_poll_interval = 1;
     } else if (was_otlp) { /* leaving otlp: it needs an endpoint and an interval again */

@@ -2,6 +2,7 @@
 #include "depsera/http.h"
 #include "depsera/log.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -84,30 +85,33 @@ void dps_http_set_header(dps_req_t *r, const char *name, const char *value)
     dps_http_header(r, name, value);
 }
 
-void dps_http_json(dps_req_t *r, int status, json_t *body)
+void dps_http_json_text(dps_req_t *r, int status, const char *text, size_t len)
 {
     h2o_req_t *req = r->h2o;
+
+    req->res.status = status;
+    req->res.reason = reason(status);
+    req->res.content_length = len;
+    if (len > 0)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json; charset=utf-8"));
+    /* h2o copies the body into the request pool */
+    h2o_send_inline(req, len > 0 ? text : "", len);
+}
+
+void dps_http_json(dps_req_t *r, int status, json_t *body)
+{
     char *text = NULL;
-    h2o_iovec_t out = {NULL, 0};
 
     if (body != NULL) {
         text = json_dumps(body, JSON_COMPACT);
         json_decref(body);
         if (text == NULL) {
-            status = 500;
-            text = strdup("{\"error\":\"Internal server error\"}");
+            dps_http_json_text(r, 500, H2O_STRLIT("{\"error\":\"Internal server error\"}"));
+            return;
         }
     }
-    if (text != NULL) {
-        out = h2o_strdup(&req->pool, text, SIZE_MAX);
-        free(text);
-    }
-    req->res.status = status;
-    req->res.reason = reason(status);
-    req->res.content_length = out.len;
-    if (out.len > 0)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json; charset=utf-8"));
-    h2o_send_inline(req, out.base, out.len);
+    dps_http_json_text(r, status, text, text != NULL ? strlen(text) : 0);
+    free(text);
 }
 
 void dps_http_error(dps_req_t *r, int status, const char *msg)

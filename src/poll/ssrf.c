@@ -57,9 +57,9 @@ typedef struct {
 
 /* polling.md §4; 255.255.255.255 is inside 240.0.0.0/4. */
 static const range_t blocked4[] = {
-    {{0, 0, 0, 0}, 8, -1},       {{10, 0, 0, 0}, 8, -1},    {{100, 64, 0, 0}, 10, -1},   {{127, 0, 0, 0}, 8, -1},
-    {{169, 254, 0, 0}, 16, -1},  {{172, 16, 0, 0}, 12, -1}, {{192, 0, 0, 0}, 24, -1},    {{192, 0, 2, 0}, 24, -1},
-    {{192, 168, 0, 0}, 16, -1},  {{198, 51, 100, 0}, 24, -1}, {{203, 0, 113, 0}, 24, -1}, {{224, 0, 0, 0}, 4, -1},
+    {{0, 0, 0, 0}, 8, -1},      {{10, 0, 0, 0}, 8, -1},      {{100, 64, 0, 0}, 10, -1},  {{127, 0, 0, 0}, 8, -1},
+    {{169, 254, 0, 0}, 16, -1}, {{172, 16, 0, 0}, 12, -1},   {{192, 0, 0, 0}, 24, -1},   {{192, 0, 2, 0}, 24, -1},
+    {{192, 168, 0, 0}, 16, -1}, {{198, 51, 100, 0}, 24, -1}, {{203, 0, 113, 0}, 24, -1}, {{224, 0, 0, 0}, 4, -1},
     {{240, 0, 0, 0}, 4, -1},
 };
 
@@ -67,17 +67,17 @@ static const range_t blocked4[] = {
  * counterparts of the IPv4 ranges above (documentation, multicast, deprecated site-local and
  * IPv4-compatible) and the translation prefixes through which an IPv4 address could be reached. */
 static const range_t blocked6[] = {
-    {{0}, 96, -1},                                          /* ::/96: ::, ::1, IPv4-compatible */
-    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96, 12},   /* ::ffff:a.b.c.d, IPv4-mapped */
-    {{0, 0x64, 0xff, 0x9b}, 96, 12},                        /* 64:ff9b::/96, NAT64 */
-    {{0, 0x64, 0xff, 0x9b, 0, 1}, 48, -1},                  /* 64:ff9b:1::/48, local-use NAT64 */
-    {{0x01, 0x00}, 64, -1},                                 /* 100::/64, discard-only */
-    {{0x20, 0x01, 0x0d, 0xb8}, 32, -1},                     /* 2001:db8::/32, documentation */
-    {{0x20, 0x02}, 16, 2},                                  /* 2002::/16, 6to4 */
-    {{0xfc}, 7, -1},                                        /* fc00::/7, unique local */
-    {{0xfe, 0x80}, 10, -1},                                 /* fe80::/10, link-local */
-    {{0xfe, 0xc0}, 10, -1},                                 /* fec0::/10, site-local */
-    {{0xff}, 8, -1},                                        /* ff00::/8, multicast */
+    {{0}, 96, -1},                                        /* ::/96: ::, ::1, IPv4-compatible */
+    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96, 12}, /* ::ffff:a.b.c.d, IPv4-mapped */
+    {{0, 0x64, 0xff, 0x9b}, 96, 12},                      /* 64:ff9b::/96, NAT64 */
+    {{0, 0x64, 0xff, 0x9b, 0, 1}, 48, -1},                /* 64:ff9b:1::/48, local-use NAT64 */
+    {{0x01, 0x00}, 64, -1},                               /* 100::/64, discard-only */
+    {{0x20, 0x01, 0x0d, 0xb8}, 32, -1},                   /* 2001:db8::/32, documentation */
+    {{0x20, 0x02}, 16, 2},                                /* 2002::/16, 6to4 */
+    {{0xfc}, 7, -1},                                      /* fc00::/7, unique local */
+    {{0xfe, 0x80}, 10, -1},                               /* fe80::/10, link-local */
+    {{0xfe, 0xc0}, 10, -1},                               /* fec0::/10, site-local */
+    {{0xff}, 8, -1},                                      /* ff00::/8, multicast */
 };
 
 static int v4_blocked(const unsigned char *a)
@@ -165,8 +165,8 @@ int dps_ssrf_hostname_blocked(const char *host)
 {
     size_t n = name_len(host);
 
-    return (n == 9 && strncasecmp(host, "localhost", 9) == 0) || ends_with(host, n, ".local") ||
-           ends_with(host, n, ".internal") || ends_with(host, n, ".localhost");
+    return (n == 9 && strncasecmp(host, "localhost", 9) == 0) || ends_with(host, n, ".local") || ends_with(host, n, ".internal") ||
+           ends_with(host, n, ".localhost");
 }
 
 /* ---- URL parsing -------------------------------------------------------------------------------- */

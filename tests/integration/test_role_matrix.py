@@ -46,6 +46,16 @@ def admin_only(ok):
     return dict(ADMIN_ONLY, admin=ok)
 
 
+def _fresh_service(ctx):
+    return psql(ctx["db"], f"INSERT INTO services (name, team_id, health_endpoint) VALUES "
+                           f"('svc{next(uniq)}', '{ctx['team_a']}', 'https://example.com/health') RETURNING id").splitlines()[0]
+
+
+def lead_a_only(ok):
+    """Leads of team A (the service's team) and admins."""
+    return {"anonymous": 401, "member_a": 403, "lead_a": ok, "member_b": 403, "lead_b": 403, "admin": ok}
+
+
 # (name, method, path builder(ctx) -> path, body builder(ctx) -> json, expected status per actor)
 ROWS = [
     ("create user", "POST", lambda c: "/api/users",
@@ -70,6 +80,14 @@ ROWS = [
      admin_only(200)),
     ("update span retention", "PUT", lambda c: "/api/admin/settings/span-retention", lambda c: {"days": 9},
      admin_only(200)),
+    ("create service", "POST", lambda c: "/api/services",
+     lambda c: {"name": f"svc{next(uniq)}", "team_id": c["team_a"], "health_endpoint": "https://example.com/health"},
+     lead_a_only(201)),
+    ("update service", "PUT", lambda c: f"/api/services/{_fresh_service(c)}", lambda c: {"name": "renamed"},
+     lead_a_only(200)),
+    ("move service", "PUT", lambda c: f"/api/services/{_fresh_service(c)}", lambda c: {"team_id": c["team_b"]},
+     dict(lead_a_only(403), admin=200)),
+    ("delete service", "DELETE", lambda c: f"/api/services/{_fresh_service(c)}", lambda c: None, lead_a_only(204)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -130,4 +148,6 @@ PATTERNS = {
     "add member": "/api/teams/:id/members", "change member role": "/api/teams/:id/members/:userId",
     "remove member": "/api/teams/:id/members/:userId", "update settings": "/api/admin/settings",
     "update span retention": "/api/admin/settings/span-retention",
+    "create service": "/api/services", "update service": "/api/services/:id", "move service": "/api/services/:id",
+    "delete service": "/api/services/:id",
 }
