@@ -149,6 +149,7 @@ fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 
 bench: depsera
 	tests/bench/run.sh ./depsera
+	tests/bench/services.sh ./depsera
 
 # Start a local PostgreSQL under .pgdata/ unless DATABASE_URL is set, migrate, serve.
 run: deps depsera

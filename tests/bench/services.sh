@@ -1,0 +1,101 @@
+#!/bin/bash
+# Benchmark of GET /api/services for a logged-in admin (the REST core's bar): 1,000 services in 50
+# teams with 10,000 dependencies, wrk at concurrency 8, BENCH_RUNS runs of BENCH_DURATION seconds.
+# Prints req/s, p50, p99 (medians over runs), the response size and SQL statements per request.
+#   tests/bench/services.sh ./depsera
+set -euo pipefail
+
+DEPSERA_BIN=$(realpath "${1:?usage: $0 path/to/depsera}")
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+RUNS=${BENCH_RUNS:-3}
+DURATION=${BENCH_DURATION:-10}
+CONC=${BENCH_SERVICES_CONCURRENCY:-8}
+WORKERS=${BENCH_WORKERS:-4}
+WORK=$(mktemp -d /tmp/depsera-bench-services.XXXXXX)
+chmod 755 "$WORK"
+PID=""
+
+cleanup() {
+    set +e
+    [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    "$REPO/scripts/pg-cluster.sh" destroy "$WORK/pg" >/dev/null 2>&1
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+log() { printf '[services-bench] %s\n' "$*" >&2; }
+
+export DATABASE_URL
+DATABASE_URL=$("$REPO/scripts/pg-cluster.sh" start "$WORK/pg" 2>"$WORK/pg.log" | tail -n 1)
+LOG_LEVEL=warn "$DEPSERA_BIN" migrate up >/dev/null
+
+log "seeding 50 teams, 1000 services, 10000 dependencies, 2000 associations"
+psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<'SQL'
+INSERT INTO teams (name, key) SELECT 'Team ' || t, 'team-' || t FROM generate_series(1, 50) t;
+INSERT INTO services (name, team_id, health_endpoint, description)
+SELECT 'service-' || s, (SELECT id FROM teams WHERE key = 'team-' || (1 + s % 50)),
+       'https://svc' || s || '.example.com/health', 'Service number ' || s
+FROM generate_series(1, 1000) s;
+INSERT INTO dependencies (service_id, name, canonical_name, description, impact, type, healthy, health_state,
+                          latency_ms, contact, last_checked, discovery_source)
+SELECT s.id, 'dep-' || d, 'dep-' || d, 'Dependency ' || d, 'impact ' || d, 'database', d % 7 <> 0, (d % 7 = 0)::int * 2,
+       5 + d % 40, jsonb_build_object('team', 'owners-' || d, 'slack', '#dep-' || d), now() - (d || ' seconds')::interval,
+       'manual'
+FROM services s, generate_series(1, 10) d;
+INSERT INTO dependency_associations (dependency_id, linked_service_id, association_type)
+SELECT d.id, (SELECT id FROM services ORDER BY id OFFSET (abs(hashtext(d.id::text)) % 1000) LIMIT 1), 'api_call'
+FROM dependencies d WHERE d.name IN ('dep-1', 'dep-2')
+ON CONFLICT DO NOTHING;
+INSERT INTO dependency_canonical_overrides (canonical_name, contact_override, impact_override)
+SELECT 'dep-' || d, jsonb_build_object('pager', 'p' || d), 'overridden' FROM generate_series(1, 5) d;
+ANALYZE;
+SQL
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+LOCAL_AUTH=true ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD=bench-password HOST=127.0.0.1 PORT=$port \
+    WORKERS=$WORKERS LOG_LEVEL=warn RATE_LIMIT_MAX=100000000 \
+    "$DEPSERA_BIN" serve --no-poller --no-pruner 2>"$WORK/depsera.log" &
+PID=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health/live" >/dev/null && break; sleep 0.2; done
+
+jar=$WORK/cookies
+curl -sf -c "$jar" "http://127.0.0.1:$port/api/auth/mode" >/dev/null
+csrf=$(awk '$6 == "csrf-token" {print $7}' "$jar")
+curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' \
+    -d '{"email":"admin@example.com","password":"bench-password"}' "http://127.0.0.1:$port/api/auth/login" >/dev/null
+sid=$(awk '$6 == "deps-dashboard.sid" {print $7}' "$jar")
+cookie="Cookie: deps-dashboard.sid=$sid; csrf-token=$csrf"
+url="http://127.0.0.1:$port/api/services"
+
+size=$(curl -sf -H "$cookie" "$url" -o "$WORK/services.json" -w '%{size_download}')
+count=$(python3 -c "import json,sys; d=json.load(open('$WORK/services.json')); print(len(d), sum(len(s['dependencies']) for s in d))")
+# every statement outside an explicit transaction commits one transaction: count them over 20 requests
+xacts() { psql -X -At "$DATABASE_URL" -c "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
+before=$(xacts)
+for _ in $(seq 20); do curl -sf -H "$cookie" "$url" -o /dev/null; done
+sleep 0.7 # statistics are flushed by backends at most every 500 ms
+after=$(xacts)
+stmts=$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.1f", (a - b - 2) / 20 }')
+
+results=()
+for r in $(seq "$RUNS"); do
+    wrk -t 2 -c "$CONC" -d 1 -H "$cookie" -s "$HERE/latency.lua" "$url" >/dev/null 2>&1 || true
+    line=$(wrk -t 2 -c "$CONC" -d "$DURATION" --timeout 30s -H "$cookie" -s "$HERE/latency.lua" "$url" 2>&1 | grep '^RESULT')
+    log "run $r/$RUNS: $line"
+    results+=("$line")
+done
+
+printf '%s\n' "${results[@]}" | python3 -c '
+import sys, statistics
+rows = [dict(kv.split("=", 1) for kv in l.split()[1:]) for l in sys.stdin if l.strip()]
+med = lambda k: statistics.median(float(r[k]) for r in rows)
+rps, p50, p99 = med("rps"), med("p50_us") / 1000, med("p99_us") / 1000
+errors = sum(int(r["errors"]) for r in rows)
+print()
+print("== GET /api/services, admin, %s services / %s dependencies, c=%s, median of %d runs ==" % (sys.argv[1], sys.argv[2], sys.argv[3], len(rows)))
+print("req/s %.1f   p50 %.1f ms   p99 %.1f ms   errors %d" % (rps, p50, p99, errors))
+print("response %s bytes   SQL statements per request (incl. the session lookup): %s" % (sys.argv[4], sys.argv[5]))
+print("BAR req/s >= 16 (10x the original 1.6): %s" % ("PASS" if rps >= 16 else "FAIL"))
+print("BAR p99 <= 3 x p50: %s (%.2f)" % ("PASS" if p99 <= 3 * p50 else "FAIL", p99 / p50 if p50 else 0))
+sys.exit(1 if errors else 0)
+' ${count} "$CONC" "$size" "$stmts"
