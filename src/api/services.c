@@ -49,8 +49,7 @@ static const char not_found[] = "Service not found";
 
 /* data-model.md §8: the canonical override of a dependency is the owning team's row for its
  * canonical_name if there is one, else the global row; effective_contact merges the objects among
- * contact, that override's contact and the instance override (later keys win), NULL if none is one.
- * The last column (latest last_checked of the service) is for its health, not output. */
+ * contact, that override's contact and the instance override (later keys win), NULL if none is one. */
 #define AS_OBJECT(x) "CASE WHEN jsonb_typeof(" x ") = 'object' THEN " x " ELSE '{}'::jsonb END"
 #define IS_OBJECT(x) "jsonb_typeof(" x ") = 'object'"
 #define ANY_OBJECT IS_OBJECT("d.contact") " OR " IS_OBJECT("co.contact_override") " OR " IS_OBJECT("d.contact_override")
@@ -64,8 +63,7 @@ static const char not_found[] = "Service not found";
     "CASE WHEN ct.id IS NULL THEN cg.impact_override ELSE ct.impact_override END AS impact_override) co "
 #define DEPS_SQL(scope)                                                                                                            \
     "SELECT " DEP_COLUMNS ", " EFFECTIVE_CONTACT " AS effective_contact, "                                                         \
-    "COALESCE(d.impact_override, co.impact_override, d.impact) AS effective_impact, "                                              \
-    "max(d.last_checked) OVER (PARTITION BY d.service_id) AS latest_checked "                                                      \
+    "COALESCE(d.impact_override, co.impact_override, d.impact) AS effective_impact "                                               \
     "FROM services s JOIN dependencies d ON d.service_id = s.id " CANONICAL_OVERRIDE "WHERE " scope                                \
     " ORDER BY d.service_id, d.name COLLATE \"C\", d.id"
 
@@ -274,12 +272,24 @@ static void tally_row(tally_t *t, const PGresult *res, int row, int c_healthy, i
         t->healthy++;
 }
 
+/* The row of the latest last_checked in a range (timestamps all print in UTC, so their text orders
+ * like their values); -1 if none has one. */
+static int latest_row(const PGresult *res, range_t rg, int col)
+{
+    int best = -1;
+
+    for (int row = rg.from; row < rg.to; row++)
+        if (!PQgetisnull(res, row, col) && (best < 0 || strcmp(PQgetvalue(res, row, col), PQgetvalue(res, best, col)) > 0))
+            best = row;
+    return best;
+}
+
 /* The health of §4.4: over the dependent reports if there are any (`reps`: REPORTS_SQL rows), else
- * over the service's own dependencies (`deps`: DEPS_SQL rows), else unknown. The last column of
- * both results is computed for this: the rank of the reporting service, the latest last_checked. */
+ * over the service's own dependencies (`deps`: DEPS_SQL rows), else unknown. The last column of the
+ * reports is computed for this: the rank of the reporting service. */
 static void write_health(dps_jsonbuf_t *b, const PGresult *deps, range_t d, const PGresult *reps, range_t rp)
 {
-    int reports = rp.to > rp.from, dependents = 0, counted, last_col;
+    int reports = rp.to > rp.from, dependents = 0, counted, last_col, last_row;
     const PGresult *res = reports ? reps : deps;
     range_t rg = reports ? rp : d;
     int c_healthy = PQfnumber(res, "healthy"), c_state = PQfnumber(res, "health_state"), c_extra = PQnfields(res) - 1;
@@ -302,9 +312,10 @@ static void write_health(dps_jsonbuf_t *b, const PGresult *deps, range_t d, cons
              t.healthy, t.warning, t.critical, rg.to - rg.from, dependents);
     dps_jsonbuf_raw(b, text, strlen(text));
     /* reports: the first (newest) one's last_checked; dependencies: the latest of theirs */
-    last_col = reports ? PQfnumber(res, "last_checked") : c_extra;
-    if (rg.to > rg.from)
-        dps_jsonbuf_value(b, res, rg.from, last_col);
+    last_col = PQfnumber(res, "last_checked");
+    last_row = reports ? rg.from : latest_row(res, rg, last_col);
+    if (last_row >= 0)
+        dps_jsonbuf_value(b, res, last_row, last_col);
     else
         dps_jsonbuf_lit(b, "null");
     dps_jsonbuf_lit(b, "}");
@@ -374,7 +385,7 @@ static void write_detail(dps_jsonbuf_t *b, const PGresult *svc, int i, const PGr
     dps_jsonbuf_lit(b, "{");
     dps_jsonbuf_members(b, svc, i, 0, PQnfields(svc));
     dps_jsonbuf_lit(b, ",\"dependencies\":[");
-    write_rows(b, deps, d, 0, PQnfields(deps) - 1, one); /* without latest_checked */
+    write_rows(b, deps, d, 0, PQnfields(deps), one);
     dps_jsonbuf_lit(b, "],\"health\":");
     write_health(b, deps, d, reps, rp);
     dps_jsonbuf_lit(b, ",\"dependent_reports\":[");

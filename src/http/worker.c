@@ -89,8 +89,9 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 
     if (err != NULL)
         return;
-    /* a few per wakeup: enough to drain a burst, few enough that idle workers share the load */
-    for (int i = 0; i < 8; i++) {
+    /* one per wakeup: a worker blocks on PostgreSQL while it handles a request, so connections must
+     * spread over the idle workers rather than pile up on whichever woke first */
+    for (int i = 0; i < 1; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         conn_t *c;
 
