@@ -31,6 +31,10 @@ int dps_random_bytes(void *buf, size_t len) __attribute__((warn_unused_result));
  * UUIDs behave as unknown ids (404), never as database errors. */
 int dps_is_uuid(const char *s);
 
+/* The bounds [*from, *to) of s (len bytes of valid UTF-8) without the leading and trailing white
+ * space that JavaScript's String.prototype.trim removes (the API trims names as the original did). */
+void dps_js_trim(const char *s, size_t len, size_t *from, size_t *to);
+
 /* Sleep for ms milliseconds, returning early (with -1) if interrupted by a signal. */
 int dps_sleep_ms(int64_t ms);
 

@@ -1,5 +1,6 @@
 /* What a service body may say: create/update rules, endpoint SSRF checks, schema_config canonical form (§4.3). */
 #include "depsera/api_services.h"
+#include "depsera/util.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -43,41 +44,6 @@ static int one_of(const char *s, const char *const *set, size_t n)
     return 0;
 }
 
-/* The code point at p (jansson hands us valid UTF-8) and its length in bytes. */
-static uint32_t utf8_at(const unsigned char *p, int *len)
-{
-    if (p[0] < 0x80)
-        return *len = 1, p[0];
-    if (p[0] < 0xE0)
-        return *len = 2, (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
-    if (p[0] < 0xF0)
-        return *len = 3, (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
-    return *len = 4, (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 | (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
-}
-
-/* The white space JavaScript's String.prototype.trim removes (WhiteSpace and LineTerminator). */
-static int js_space(uint32_t c)
-{
-    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
-           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000 || c == 0xFEFF;
-}
-
-/* The bounds of s without leading and trailing JavaScript white space. */
-static void js_trim_bounds(const char *s, size_t len, size_t *from, size_t *to)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + len, *last;
-    int n;
-
-    while (p < end && js_space(utf8_at(p, &n)))
-        p += n;
-    last = p;
-    for (const unsigned char *q = p; q < end; q += n)
-        if (!js_space(utf8_at(q, &n)))
-            last = q + n;
-    *from = (size_t)(p - (const unsigned char *)s);
-    *to = (size_t)(last - (const unsigned char *)s);
-}
-
 /* The original's isNonEmptyString: a string with something besides white space. */
 static int non_blank(json_t *v)
 {
@@ -85,7 +51,7 @@ static int non_blank(json_t *v)
 
     if (!json_is_string(v))
         return 0;
-    js_trim_bounds(json_string_value(v), json_string_length(v), &from, &to);
+    dps_js_trim(json_string_value(v), json_string_length(v), &from, &to);
     return to > from;
 }
 
@@ -341,7 +307,7 @@ static int take_name(dps_service_input_t *in, json_t *v, const char *msg)
 
     if (!non_blank(v))
         return fail(in, "name", "%s", msg);
-    js_trim_bounds(json_string_value(v), json_string_length(v), &from, &to);
+    dps_js_trim(json_string_value(v), json_string_length(v), &from, &to);
     if ((in->name = strndup(json_string_value(v) + from, to - from)) == NULL)
         return fail(in, "name", "%s", msg);
     in->has_name = 1;

@@ -58,45 +58,13 @@ static int falsy(json_t *v)
            (json_is_number(v) && json_number_value(v) == 0);
 }
 
-/* The code point at p (jansson hands us valid UTF-8) and its length in bytes. */
-static uint32_t utf8_at(const unsigned char *p, int *len)
-{
-    if (p[0] < 0x80) {
-        *len = 1;
-        return p[0];
-    }
-    if (p[0] < 0xE0) {
-        *len = 2;
-        return (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
-    }
-    if (p[0] < 0xF0) {
-        *len = 3;
-        return (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
-    }
-    *len = 4;
-    return (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 | (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
-}
-
-/* The white space JavaScript's String.prototype.trim removes (WhiteSpace and LineTerminator). */
-static int js_space(uint32_t c)
-{
-    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
-           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000 || c == 0xFEFF;
-}
-
 /* s without leading and trailing white space, copied into the request pool ("" if nothing is left). */
 static const char *js_trim(dps_req_t *r, const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s), *last;
-    int n;
+    size_t from, to;
 
-    while (p < end && js_space(utf8_at(p, &n)))
-        p += n;
-    last = p;
-    for (const unsigned char *q = p; q < end; q += n)
-        if (!js_space(utf8_at(q, &n)))
-            last = q + n;
-    return pool_strdup(r, (const char *)p, (size_t)(last - p));
+    dps_js_trim(s, strlen(s), &from, &to);
+    return pool_strdup(r, s + from, to - from);
 }
 
 /* Length in UTF-16 code units: what the original compared against 128. */

@@ -68,44 +68,17 @@ static const char *role_value(json_t *v)
     return NULL;
 }
 
-/* Bytes of the whitespace code point at s, as JavaScript's String.prototype.trim sees it; 0 if none. */
-static size_t space_at(const unsigned char *s, size_t n)
-{
-    unsigned cp;
-
-    if ((s[0] >= 0x09 && s[0] <= 0x0d) || s[0] == 0x20)
-        return 1;
-    if (n >= 2 && s[0] == 0xc2 && s[1] == 0xa0)
-        return 2;
-    if (n < 3 || (s[0] & 0xf0) != 0xe0)
-        return 0;
-    cp = (unsigned)(s[0] & 0x0f) << 12 | (unsigned)(s[1] & 0x3f) << 6 | (unsigned)(s[2] & 0x3f);
-    return cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f ||
-                   cp == 0x3000 || cp == 0xfeff
-               ? 3
-               : 0;
-}
-
 /* The string value trimmed (copied into the pool); NULL when v is not a string or is blank.
  * jansson has already checked the UTF-8 and refused NUL bytes. */
 static const char *trimmed(dps_req_t *r, json_t *v)
 {
-    const unsigned char *b = (const unsigned char *)json_string_value(v), *e;
-    size_t k;
+    const char *s = json_string_value(v);
+    size_t from, to;
 
-    if (b == NULL)
+    if (s == NULL)
         return NULL;
-    for (e = b + json_string_length(v); b < e && (k = space_at(b, (size_t)(e - b))) > 0;)
-        b += k;
-    while (e > b) {
-        const unsigned char *p = e - 1;
-        while (p > b && (*p & 0xc0) == 0x80)
-            p--;
-        if ((k = space_at(p, (size_t)(e - p))) == 0 || p + k != e)
-            break;
-        e = p;
-    }
-    return e > b ? h2o_strdup(&r->h2o->pool, (const char *)b, (size_t)(e - b)).base : NULL;
+    dps_js_trim(s, json_string_length(v), &from, &to);
+    return to > from ? h2o_strdup(&r->h2o->pool, s + from, to - from).base : NULL;
 }
 
 /* NULL if `v` is an acceptable password, else the 400 message. Length counts characters, not bytes. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <openssl/rand.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -106,4 +107,38 @@ int dps_is_uuid(const char *s)
         }
     }
     return s[36] == '\0';
+}
+
+/* The code point at p (valid UTF-8, as jansson guarantees for JSON strings) and its length in bytes. */
+static uint32_t utf8_at(const unsigned char *p, int *len)
+{
+    if (p[0] < 0x80)
+        return *len = 1, p[0];
+    if (p[0] < 0xE0)
+        return *len = 2, (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+    if (p[0] < 0xF0)
+        return *len = 3, (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+    return *len = 4, (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 | (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+}
+
+/* WhiteSpace and LineTerminator of ECMAScript. */
+static int js_space(uint32_t c)
+{
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+           c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000 || c == 0xFEFF;
+}
+
+void dps_js_trim(const char *s, size_t len, size_t *from, size_t *to)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len, *last;
+    int n;
+
+    while (p < end && js_space(utf8_at(p, &n)))
+        p += n;
+    last = p;
+    for (const unsigned char *q = p; q < end; q += n)
+        if (!js_space(utf8_at(q, &n)))
+            last = q + n;
+    *from = (size_t)(p - (const unsigned char *)s);
+    *to = (size_t)(last - (const unsigned char *)s);
 }

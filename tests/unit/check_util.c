@@ -79,6 +79,24 @@ START_TEST(uuid)
 }
 END_TEST
 
+START_TEST(js_trim)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"  abc  ", "abc"}, {"\t\n\v\f\r x \r\n", "x"}, {"\xc2\xa0nbsp\xc2\xa0", "nbsp"},
+        {"\xe3\x80\x80ideo\xe2\x80\xa8", "ideo"}, {"\xef\xbb\xbf" "bom", "bom"}, {"   ", ""}, {"", ""},
+        {"a b", "a b"}, {"\xc3\xa9t\xc3\xa9 ", "\xc3\xa9t\xc3\xa9"}, {"\xe2\x80\x8bzw", "\xe2\x80\x8bzw"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t from, to;
+        dps_js_trim(cases[i].in, strlen(cases[i].in), &from, &to);
+        ck_assert_int_eq(to - from, strlen(cases[i].out));
+        ck_assert(memcmp(cases[i].in + from, cases[i].out, to - from) == 0);
+    }
+}
+END_TEST
+
 START_TEST(describe_status)
 {
     char buf[128];
@@ -101,6 +119,7 @@ int main(void)
     tcase_add_test(tc, password_roundtrip);
     tcase_add_test(tc, describe_status);
     tcase_add_test(tc, uuid);
+    tcase_add_test(tc, js_trim);
     suite_add_tcase(s, tc);
     return dps_check_run(s);
 }
