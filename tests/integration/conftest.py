@@ -872,3 +872,15 @@ def add_user(db_url, email, name=None, role="user", active=True, password_of=Non
     return psql(db_url, f"INSERT INTO users (email, name, role, is_active, password_hash) VALUES "
                         f"({sql_str(email)}, {sql_str(name or email.split('@')[0])}, {sql_str(role)}, "
                         f"{'true' if active else 'false'}, {pw}) RETURNING id").splitlines()[0]
+
+
+def shared_server_guard(srv, strict=True):
+    """For a module-scoped server, used as `yield from shared_server_guard(srv)` in an autouse fixture:
+    every test scans its log for sanitizer reports and, when strict, fails if a statement failed
+    unexpectedly or a request was answered 500 (what a client must never see)."""
+    _stderr_files.append(srv.log_path)
+    yield
+    if strict:
+        assert srv.find_logs(msg="query failed") == []
+        assert srv.find_logs(msg="audit row not written") == []
+        assert not [o for o in srv.log_lines() if o.get("msg") == "request" and o.get("status") == 500]

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import ApiClient, Server, _stderr_files, add_user, migrate
+from conftest import ApiClient, Server, add_user, migrate, shared_server_guard
 
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "admin-password-1"
@@ -75,12 +75,7 @@ def env(cluster, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _check_server_log(env):
-    # the module's server is shared: every test scans its log for sanitizer reports, and no
-    # statement may fail unexpectedly (those are the 500s a client must never see)
-    _stderr_files.append(env.srv.log_path)
-    yield
-    assert env.srv.find_logs(msg="query failed") == []
-    assert env.srv.find_logs(msg="audit row not written") == []
+    yield from shared_server_guard(env.srv)
 
 
 def uniq(prefix="t"):

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import BackgroundTx, Server, _stderr_files, migrate, request, wait_for
+from conftest import BackgroundTx, Server, migrate, request, shared_server_guard, wait_for
 
 ADMIN_EMAIL = "root.admin@example.com"
 ADMIN_PASSWORD = "bootstrap-pass-1"
@@ -109,8 +109,7 @@ def srv(cluster, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _check_server_log(srv):
-    # the module's server is shared: every test scans its log for sanitizer reports
-    _stderr_files.append(srv.log_path)
+    yield from shared_server_guard(srv)
 
 
 @pytest.fixture(scope="module")
