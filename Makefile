@@ -25,6 +25,7 @@ SRCS = \
 	src/http/jsonbuf.c \
 	src/http/response.c \
 	src/http/worker.c \
+	src/http/balance.c \
 	src/http/supervisor.c \
 	src/api/routes.c \
 	src/api/health.c \
@@ -58,7 +59,8 @@ UNIT_TESTS = \
 	tests/unit/check_clientip \
 	tests/unit/check_session \
 	tests/unit/check_ssrf \
-	tests/unit/check_jsonbuf
+	tests/unit/check_jsonbuf \
+	tests/unit/check_balance
 
 BUILD      = build
 GEN_MIGR   = $(BUILD)/gen/migrations_data.c

@@ -39,6 +39,9 @@ struct dps_req {
 
 /* Send `body` (a reference is stolen; may be NULL for an empty body) as JSON with `status`. */
 void dps_http_json(dps_req_t *r, int status, json_t *body);
+/* Send `len` bytes of `data` (malloc'd; ownership passes to the request, which frees it once sent)
+ * with `status` and `content_type`, without copying. */
+void dps_http_send_owned(dps_req_t *r, int status, const char *content_type, char *data, size_t len);
 /* Send `len` bytes of text that is already JSON (copied) with `status`. */
 void dps_http_json_text(dps_req_t *r, int status, const char *text, size_t len);
 /* Send {"error": msg} with `status`. */

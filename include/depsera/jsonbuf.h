@@ -36,6 +36,17 @@ void dps_jsonbuf_value(dps_jsonbuf_t *b, const PGresult *res, int row, int col);
 /* Append "name":value for the columns from..to-1 of a row, comma-separated (no braces). */
 void dps_jsonbuf_members(dps_jsonbuf_t *b, const PGresult *res, int row, int from, int to);
 
+/* The columns from..to-1 of a result prepared once (each name escaped, each type classified) for
+ * writing many rows. */
+typedef struct {
+    int from, to;
+    struct dps_jsonbuf_col *col;
+} dps_jsonbuf_cols_t;
+/* 0, or -1 when memory runs out. */
+int dps_jsonbuf_cols_init(dps_jsonbuf_cols_t *c, const PGresult *res, int from, int to);
+void dps_jsonbuf_cols_free(dps_jsonbuf_cols_t *c);
+/* As dps_jsonbuf_members over the prepared columns. */
+void dps_jsonbuf_row(dps_jsonbuf_t *b, const dps_jsonbuf_cols_t *c, const PGresult *res, int row);
 /* Send the text as a JSON response with `status` (200, 201) and free it; a buffer that ran out of
  * memory is answered 500 instead. */
 void dps_http_json_buf(dps_req_t *r, int status, dps_jsonbuf_t *b);

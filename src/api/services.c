@@ -24,10 +24,10 @@ static const char not_found[] = "Service not found";
     "s.id, s.name, s.team_id, s.health_endpoint, s.metrics_endpoint, s.schema_config, s.poll_interval_ms, s.is_active, "           \
     "s.is_external, s.description, s.last_poll_success, s.last_poll_error, s.health_endpoint_format, s.poll_warnings, "            \
     "COALESCE(s.manifest_managed, false) AS manifest_managed, s.manifest_key, s.created_at, s.updated_at"
-/* `team` of the detail shape, and the full team row of the mutation shape. */
-#define DETAIL_TEAM                                                                                                                \
-    "json_build_object('id', t.id, 'name', t.name, 'description', t.description, 'created_at', " ISO(                              \
-        "t.created_at") ", 'updated_at', " ISO("t.updated_at") ") AS team"
+/* `team` of the detail shape: the last DETAIL_TEAM_COLUMNS columns, written as an object by
+ * write_detail (cheaper than json_build_object). The full team row of the mutation shape. */
+#define DETAIL_TEAM "t.id, t.name, t.description, t.created_at, t.updated_at"
+#define DETAIL_TEAM_COLUMNS 5
 #define FULL_TEAM                                                                                                                  \
     "json_build_object('id', t.id, 'name', t.name, 'key', t.key, 'description', t.description, 'contact', t.contact, "             \
     "'created_at', " ISO("t.created_at") ", 'updated_at', " ISO("t.updated_at") ") AS team"
@@ -49,12 +49,15 @@ static const char not_found[] = "Service not found";
 
 /* data-model.md §8: the canonical override of a dependency is the owning team's row for its
  * canonical_name if there is one, else the global row; effective_contact merges the objects among
- * contact, that override's contact and the instance override (later keys win), NULL if none is one. */
+ * contact, that override's contact and the instance override (later keys win), NULL if none is one.
+ * The merge is only computed where an override is an object (the last column, merged_contact);
+ * otherwise effective_contact is the contact itself, written by write_rows without PostgreSQL
+ * printing the same jsonb twice. */
 #define AS_OBJECT(x) "CASE WHEN jsonb_typeof(" x ") = 'object' THEN " x " ELSE '{}'::jsonb END"
 #define IS_OBJECT(x) "jsonb_typeof(" x ") = 'object'"
-#define ANY_OBJECT IS_OBJECT("d.contact") " OR " IS_OBJECT("co.contact_override") " OR " IS_OBJECT("d.contact_override")
+#define ANY_OVERRIDE IS_OBJECT("co.contact_override") " OR " IS_OBJECT("d.contact_override")
 #define MERGED AS_OBJECT("d.contact") " || " AS_OBJECT("co.contact_override") " || " AS_OBJECT("d.contact_override")
-#define EFFECTIVE_CONTACT "CASE WHEN " ANY_OBJECT " THEN " MERGED " END"
+#define MERGED_CONTACT "CASE WHEN " ANY_OVERRIDE " THEN " MERGED " END"
 #define CANONICAL_OVERRIDE                                                                                                         \
     "LEFT JOIN dependency_canonical_overrides ct ON ct.team_id = s.team_id AND ct.canonical_name = d.canonical_name "              \
     "LEFT JOIN dependency_canonical_overrides cg ON cg.team_id IS NULL AND cg.canonical_name = d.canonical_name "                  \
@@ -62,21 +65,19 @@ static const char not_found[] = "Service not found";
     "CASE WHEN ct.id IS NULL THEN cg.contact_override ELSE ct.contact_override END AS contact_override, "                          \
     "CASE WHEN ct.id IS NULL THEN cg.impact_override ELSE ct.impact_override END AS impact_override) co "
 #define DEPS_SQL(scope)                                                                                                            \
-    "SELECT " DEP_COLUMNS ", " EFFECTIVE_CONTACT " AS effective_contact, "                                                         \
-    "COALESCE(d.impact_override, co.impact_override, d.impact) AS effective_impact "                                               \
-    "FROM services s JOIN dependencies d ON d.service_id = s.id " CANONICAL_OVERRIDE "WHERE " scope                                \
-    " ORDER BY d.service_id, d.name COLLATE \"C\", d.id"
+    "SELECT " DEP_COLUMNS ", COALESCE(d.impact_override, co.impact_override, d.impact) AS effective_impact, "                     \
+    MERGED_CONTACT " AS merged_contact "                                                                                           \
+    "FROM services s JOIN dependencies d ON d.service_id = s.id " CANONICAL_OVERRIDE "WHERE " scope
 
-/* Dependencies of active services associated with each service, newest last_checked first. Dismissed
- * suggestions are not associations (open-questions.md A). The first column (`target`) and the last
- * (the reporting service's rank, for dependent_count) are not output. */
+/* Dependencies of active services associated with each service. Dismissed suggestions are not
+ * associations (open-questions.md A). The first column (`target`) is not output. Ordered by
+ * report_order (newest last_checked first), not here. */
 #define REPORTS_SQL(scope)                                                                                                         \
     "SELECT s.id AS target, d.id AS dependency_id, d.name AS dependency_name, rs.id AS reporting_service_id, "                     \
-    "rs.name AS reporting_service_name, d.healthy, d.health_state, d.latency_ms, d.last_checked, d.impact, "                       \
-    "dense_rank() OVER (PARTITION BY s.id ORDER BY rs.id) AS dependent_rank "                                                      \
+    "rs.name AS reporting_service_name, d.healthy, d.health_state, d.latency_ms, d.last_checked, d.impact "                        \
     "FROM services s JOIN dependency_associations a ON a.linked_service_id = s.id AND NOT a.is_dismissed "                         \
     "JOIN dependencies d ON d.id = a.dependency_id JOIN services rs ON rs.id = d.service_id AND rs.is_active "                     \
-    "WHERE " scope " ORDER BY s.id, d.last_checked DESC NULLS LAST, d.id"
+    "WHERE " scope
 
 typedef struct {
     const char *deps, *reports;
@@ -248,7 +249,18 @@ static int notify_change(dps_req_t *r, const char *id)
 
 /* ---- health (§4.1, §4.4) ---------------------------------------------------------------------------- */
 
-/* Rows [from, to) of a result. */
+/* The rows of a result in an order: position k is row perm[k] (perm NULL: the result's own order),
+ * with its output columns prepared. */
+typedef struct {
+    const PGresult *res;
+    int *perm;
+    dps_jsonbuf_cols_t cols, team; /* team: SERVICES_SQL's DETAIL_TEAM columns */
+    int c_contact, c_merged; /* DEPS_SQL: columns of effective_contact (see MERGED_CONTACT); else -1 */
+} view_t;
+
+#define ROW(v, k) ((v)->perm != NULL ? (v)->perm[k] : (k))
+
+/* Positions [from, to) of a view. */
 typedef struct {
     int from, to;
 } range_t;
@@ -274,33 +286,55 @@ static void tally_row(tally_t *t, const PGresult *res, int row, int c_healthy, i
 
 /* The row of the latest last_checked in a range (timestamps all print in UTC, so their text orders
  * like their values); -1 if none has one. */
-static int latest_row(const PGresult *res, range_t rg, int col)
+static int latest_row(const view_t *v, range_t rg, int col)
 {
     int best = -1;
 
-    for (int row = rg.from; row < rg.to; row++)
-        if (!PQgetisnull(res, row, col) && (best < 0 || strcmp(PQgetvalue(res, row, col), PQgetvalue(res, best, col)) > 0))
+    for (int k = rg.from; k < rg.to; k++) {
+        int row = ROW(v, k);
+        if (!PQgetisnull(v->res, row, col) &&
+            (best < 0 || strcmp(PQgetvalue(v->res, row, col), PQgetvalue(v->res, best, col)) > 0))
             best = row;
+    }
     return best;
 }
 
-/* The health of §4.4: over the dependent reports if there are any (`reps`: REPORTS_SQL rows), else
- * over the service's own dependencies (`deps`: DEPS_SQL rows), else unknown. The last column of the
- * reports is computed for this: the rank of the reporting service. */
-static void write_health(dps_jsonbuf_t *b, const PGresult *deps, range_t d, const PGresult *reps, range_t rp)
+static int str_cmp(const void *a, const void *b)
 {
-    int reports = rp.to > rp.from, dependents = 0, counted, last_col, last_row;
-    const PGresult *res = reports ? reps : deps;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* How many distinct reporting services the reports in a range come from. */
+static int dependent_count(const view_t *v, range_t rg)
+{
+    int n = rg.to - rg.from, c = PQfnumber(v->res, "reporting_service_id"), distinct = 0;
+    const char **ids = malloc(sizeof(*ids) * (size_t)(n > 0 ? n : 1));
+
+    if (ids == NULL)
+        return 0;
+    for (int k = 0; k < n; k++)
+        ids[k] = PQgetvalue(v->res, ROW(v, rg.from + k), c);
+    qsort(ids, (size_t)n, sizeof(*ids), str_cmp);
+    for (int k = 0; k < n; k++)
+        distinct += k == 0 || strcmp(ids[k], ids[k - 1]) != 0;
+    free(ids);
+    return distinct;
+}
+
+/* The health of §4.4: over the dependent reports if there are any (`reps`: REPORTS_SQL rows), else
+ * over the service's own dependencies (`deps`: DEPS_SQL rows), else unknown. */
+static void write_health(dps_jsonbuf_t *b, const view_t *deps, range_t d, const view_t *reps, range_t rp)
+{
+    int reports = rp.to > rp.from, dependents = reports ? dependent_count(reps, rp) : 0, counted, last_col, last_row;
+    const view_t *v = reports ? reps : deps;
+    const PGresult *res = v->res;
     range_t rg = reports ? rp : d;
-    int c_healthy = PQfnumber(res, "healthy"), c_state = PQfnumber(res, "health_state"), c_extra = PQnfields(res) - 1;
+    int c_healthy = PQfnumber(res, "healthy"), c_state = PQfnumber(res, "health_state");
     tally_t t = {0, 0, 0};
     char text[256];
 
-    for (int row = rg.from; row < rg.to; row++) {
-        tally_row(&t, res, row, c_healthy, c_state);
-        if (reports && atoi(PQgetvalue(res, row, c_extra)) > dependents)
-            dependents = atoi(PQgetvalue(res, row, c_extra));
-    }
+    for (int k = rg.from; k < rg.to; k++)
+        tally_row(&t, res, ROW(v, k), c_healthy, c_state);
     counted = t.healthy + t.warning + t.critical;
     snprintf(text, sizeof(text),
              "{\"status\":\"%s\",\"healthy_reports\":%d,\"warning_reports\":%d,\"critical_reports\":%d,"
@@ -313,7 +347,7 @@ static void write_health(dps_jsonbuf_t *b, const PGresult *deps, range_t d, cons
     dps_jsonbuf_raw(b, text, strlen(text));
     /* reports: the first (newest) one's last_checked; dependencies: the latest of theirs */
     last_col = PQfnumber(res, "last_checked");
-    last_row = reports ? rg.from : latest_row(res, rg, last_col);
+    last_row = reports ? ROW(v, rg.from) : latest_row(v, rg, last_col);
     if (last_row >= 0)
         dps_jsonbuf_value(b, res, last_row, last_col);
     else
@@ -342,54 +376,140 @@ static json_t *local_health(json_t *deps)
 
 /* ---- detail shape --------------------------------------------------------------------------------- */
 
-/* The rows of `res` whose column `col` is `id`; res is sorted on that column (uuid text sorts as uuid). */
-static range_t rows_of(const PGresult *res, int col, const char *id)
+/* Sort key of a row: three of its texts (NULL for SQL NULL) and its number. */
+typedef struct {
+    const char *a, *b, *c;
+    int row;
+} sort_key_t;
+
+/* Dependencies in list order: service, then name by bytes as SQLite's BINARY collation, then id.
+ * Sorting here rather than in SQL spares PostgreSQL a sort of wide rows. */
+static int dep_order(const void *x, const void *y)
 {
-    int lo = 0, hi = PQntuples(res);
+    const sort_key_t *p = x, *q = y;
+    int c = strcmp(p->a, q->a);
+
+    if (c == 0)
+        c = strcmp(p->b, q->b);
+    return c != 0 ? c : strcmp(p->c, q->c);
+}
+
+/* Reports in output order: target, newest last_checked first (NULLs last), then dependency id.
+ * last_checked text is PostgreSQL's UTC output, which orders like the time. */
+static int report_order(const void *x, const void *y)
+{
+    const sort_key_t *p = x, *q = y;
+    int c = strcmp(p->a, q->a);
+
+    if (c == 0 && (p->b == NULL) != (q->b == NULL))
+        c = p->b == NULL ? 1 : -1;
+    if (c == 0 && p->b != NULL)
+        c = strcmp(q->b, p->b);
+    return c != 0 ? c : strcmp(p->c, q->c);
+}
+
+/* `res` viewed in the order `cmp` gives over the columns named in `cols`; 0, or -1 when memory runs
+ * out. */
+static int sorted_view(view_t *v, const PGresult *res, const char *const cols[3], int (*cmp)(const void *, const void *))
+{
+    int n = PQntuples(res), c[3];
+    sort_key_t *keys = malloc(sizeof(*keys) * (size_t)(n > 0 ? n : 1));
+
+    v->res = res;
+    if (keys == NULL || (v->perm = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1))) == NULL) {
+        free(keys);
+        return -1;
+    }
+    for (int k = 0; k < 3; k++)
+        c[k] = PQfnumber(res, cols[k]);
+    for (int i = 0; i < n; i++) {
+        const char *t[3];
+        for (int k = 0; k < 3; k++)
+            t[k] = PQgetisnull(res, i, c[k]) ? NULL : PQgetvalue(res, i, c[k]);
+        keys[i] = (sort_key_t){t[0], t[1], t[2], i};
+    }
+    qsort(keys, (size_t)n, sizeof(*keys), cmp);
+    for (int i = 0; i < n; i++)
+        v->perm[i] = keys[i].row;
+    free(keys);
+    return 0;
+}
+
+static const char *const dep_sort_columns[3] = {"service_id", "name", "id"};
+static const char *const report_sort_columns[3] = {"target", "last_checked", "dependency_id"};
+
+static void view_free(view_t *v)
+{
+    free(v->perm);
+    dps_jsonbuf_cols_free(&v->cols);
+    dps_jsonbuf_cols_free(&v->team);
+}
+
+/* The positions of `v` whose column `col` is `id`; the view is sorted on that column (uuid text sorts
+ * as uuid). */
+static range_t rows_of(const view_t *v, int col, const char *id)
+{
+    int lo = 0, hi = PQntuples(v->res);
     range_t r;
 
     while (lo < hi) {
         int mid = lo + (hi - lo) / 2;
-        if (strcmp(PQgetvalue(res, mid, col), id) < 0)
+        if (strcmp(PQgetvalue(v->res, ROW(v, mid), col), id) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     r.from = r.to = lo;
-    while (r.to < PQntuples(res) && strcmp(PQgetvalue(res, r.to, col), id) == 0)
+    while (r.to < PQntuples(v->res) && strcmp(PQgetvalue(v->res, ROW(v, r.to), col), id) == 0)
         r.to++;
     return r;
 }
 
-/* Rows as JSON objects, comma-separated, with the columns from..to-1 (and is_muted:false when `muted`). */
-static void write_rows(dps_jsonbuf_t *b, const PGresult *res, range_t rows, int from, int to, int muted)
+/* effective_contact: the merge where one was computed, else the contact when it is an object. */
+static void write_effective_contact(dps_jsonbuf_t *b, const view_t *v, int row)
 {
-    for (int row = rows.from; row < rows.to; row++) {
-        if (row > rows.from)
+    dps_jsonbuf_lit(b, ",\"effective_contact\":");
+    if (!PQgetisnull(v->res, row, v->c_merged))
+        dps_jsonbuf_value(b, v->res, row, v->c_merged);
+    else if (!PQgetisnull(v->res, row, v->c_contact) && PQgetvalue(v->res, row, v->c_contact)[0] == '{')
+        dps_jsonbuf_value(b, v->res, row, v->c_contact);
+    else
+        dps_jsonbuf_lit(b, "null");
+}
+
+/* Rows as JSON objects of the view's prepared columns, comma-separated (with is_muted:false when `muted`). */
+static void write_rows(dps_jsonbuf_t *b, const view_t *v, range_t rows, int muted)
+{
+    for (int k = rows.from; k < rows.to; k++) {
+        if (k > rows.from)
             dps_jsonbuf_lit(b, ",");
         dps_jsonbuf_lit(b, "{");
-        dps_jsonbuf_members(b, res, row, from, to);
+        dps_jsonbuf_row(b, &v->cols, v->res, ROW(v, k));
+        if (v->c_merged >= 0)
+            write_effective_contact(b, v, ROW(v, k));
         if (muted) /* alert mutes are out of scope */
             dps_jsonbuf_lit(b, ",\"is_muted\":false");
         dps_jsonbuf_lit(b, "}");
     }
 }
 
-/* One service of a SERVICES_SQL result in the detail shape, from the DEPS_SQL and REPORTS_SQL results
+/* One service of a SERVICES_SQL result in the detail shape, from the DEPS_SQL and REPORTS_SQL views
  * of the same scope. */
-static void write_detail(dps_jsonbuf_t *b, const PGresult *svc, int i, const PGresult *deps, const PGresult *reps, int one)
+static void write_detail(dps_jsonbuf_t *b, const view_t *svc, int i, const view_t *deps, const view_t *reps, int one)
 {
-    const char *id = PQgetvalue(svc, i, 0);
-    range_t d = rows_of(deps, PQfnumber(deps, "service_id"), id), rp = rows_of(reps, 0, id);
+    const char *id = PQgetvalue(svc->res, i, 0);
+    range_t d = rows_of(deps, PQfnumber(deps->res, "service_id"), id), rp = rows_of(reps, 0, id);
 
     dps_jsonbuf_lit(b, "{");
-    dps_jsonbuf_members(b, svc, i, 0, PQnfields(svc));
-    dps_jsonbuf_lit(b, ",\"dependencies\":[");
-    write_rows(b, deps, d, 0, PQnfields(deps), one);
+    dps_jsonbuf_row(b, &svc->cols, svc->res, i);
+    dps_jsonbuf_lit(b, ",\"team\":{");
+    dps_jsonbuf_row(b, &svc->team, svc->res, i);
+    dps_jsonbuf_lit(b, "},\"dependencies\":[");
+    write_rows(b, deps, d, one);
     dps_jsonbuf_lit(b, "],\"health\":");
     write_health(b, deps, d, reps, rp);
     dps_jsonbuf_lit(b, ",\"dependent_reports\":[");
-    write_rows(b, reps, rp, 1, PQnfields(reps) - 1, 0); /* without target and rank */
+    write_rows(b, reps, rp, 0);
     dps_jsonbuf_lit(b, "]}");
 }
 
@@ -399,22 +519,40 @@ static void write_detail(dps_jsonbuf_t *b, const PGresult *svc, int i, const PGr
 static int write_details(dps_req_t *r, dps_jsonbuf_t *b, const PGresult *services, const scope_sql_t *scope,
                          const char *const *params, int one)
 {
-    PGresult *deps, *reports;
+    view_t svc = {.res = services, .c_contact = -1, .c_merged = -1}, deps = {.c_contact = -1, .c_merged = -1},
+           reps = {.c_contact = -1, .c_merged = -1};
+    int nsvc = PQnfields(services) - DETAIL_TEAM_COLUMNS;
+    PGresult *res;
+    int ok;
 
-    if ((deps = dps_req_sql(r, NULL, scope->deps, scope->nparams, params)) == NULL ||
-        (reports = dps_req_sql(r, NULL, scope->reports, scope->nparams, params)) == NULL)
+    if ((res = dps_req_sql(r, NULL, scope->deps, scope->nparams, params)) == NULL)
         return -1;
-    dps_jsonbuf_init(b, 4096 + (size_t)PQntuples(services) * 1024 + (size_t)PQntuples(deps) * 900);
-    if (!one)
-        dps_jsonbuf_lit(b, "[");
-    for (int i = 0; i < PQntuples(services); i++) {
-        if (i > 0)
-            dps_jsonbuf_lit(b, ",");
-        write_detail(b, services, i, deps, reports, one);
+    deps.c_contact = PQfnumber(res, "contact"), deps.c_merged = PQnfields(res) - 1;
+    ok = sorted_view(&deps, res, dep_sort_columns, dep_order) == 0 && dps_jsonbuf_cols_init(&deps.cols, res, 0, deps.c_merged) == 0;
+    if (ok && (res = dps_req_sql(r, NULL, scope->reports, scope->nparams, params)) == NULL) {
+        view_free(&deps);
+        return -1;
     }
-    if (!one)
-        dps_jsonbuf_lit(b, "]");
-    return 0;
+    /* reports are written without their first column (target) */
+    ok = ok && sorted_view(&reps, res, report_sort_columns, report_order) == 0 && dps_jsonbuf_cols_init(&reps.cols, res, 1, PQnfields(res)) == 0 &&
+         dps_jsonbuf_cols_init(&svc.cols, services, 0, nsvc) == 0 &&
+         dps_jsonbuf_cols_init(&svc.team, services, nsvc, PQnfields(services)) == 0;
+    if (ok) {
+        dps_jsonbuf_init(b, 4096 + (size_t)PQntuples(services) * 1024 + (size_t)PQntuples(deps.res) * 900);
+        if (!one)
+            dps_jsonbuf_lit(b, "[");
+        for (int i = 0; i < PQntuples(services); i++) {
+            if (i > 0)
+                dps_jsonbuf_lit(b, ",");
+            write_detail(b, &svc, i, &deps, &reps, one);
+        }
+        if (!one)
+            dps_jsonbuf_lit(b, "]");
+    }
+    view_free(&svc), view_free(&deps), view_free(&reps);
+    if (!ok)
+        dps_http_error(r, 500, "Internal server error");
+    return ok ? 0 : -1;
 }
 
 /* ---- list ----------------------------------------------------------------------------------------- */

@@ -2,6 +2,7 @@
 #include "depsera/jsonbuf.h"
 #include "depsera/http.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,19 +66,34 @@ static const char escapes[256] = {
     [0x19] = 'u', [0x1a] = 'u', [0x1b] = 'u', [0x1c] = 'u', [0x1d] = 'u', [0x1e] = 'u', [0x1f] = 'u',
 };
 
-/* UTF-8 sequences pass as they are (the database holds UTF-8). Room for the worst case (every byte
- * as \u00XX) is reserved once, so the loop writes without checks. */
-void dps_jsonbuf_string(dps_jsonbuf_t *b, const char *s, size_t n)
+/* Bytes that need no escape, 8 at a time: none below 0x20, none '"' or '\\' (bit tricks on a word:
+ * a byte is flagged when subtracting from it borrows). Long plain runs are the common case. */
+static int plain8(const unsigned char *s)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t x, q, bs;
+
+    memcpy(&x, s, 8);
+    q = x ^ (ones * '"');
+    bs = x ^ (ones * '\\');
+    return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs ? 0 : 1;
+}
+
+/* Escapes s (n bytes) at o, which has room for n * 6 + 2 bytes; returns the end. UTF-8 sequences pass
+ * as they are (the database holds UTF-8). */
+static char *escape_into(char *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    char *o;
+    size_t i = 0;
 
-    if (reserve(b, n * 6 + 2) != 0)
-        return;
-    o = b->data + b->len;
     *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    while (i < n) {
+        if (i + 8 <= n && plain8((const unsigned char *)s + i)) {
+            memcpy(o, s + i, 8);
+            o += 8, i += 8;
+            continue;
+        }
+        unsigned char c = (unsigned char)s[i++];
         char e = escapes[c];
         if (e == 0) {
             *o++ = (char)c;
@@ -90,7 +106,15 @@ void dps_jsonbuf_string(dps_jsonbuf_t *b, const char *s, size_t n)
         }
     }
     *o++ = '"';
-    b->len = (size_t)(o - b->data);
+    return o;
+}
+
+/* Room for the worst case (every byte as \u00XX) is reserved once, so the escaping writes without checks. */
+void dps_jsonbuf_string(dps_jsonbuf_t *b, const char *s, size_t n)
+{
+    if (reserve(b, n * 6 + 2) != 0)
+        return;
+    b->len = (size_t)(escape_into(b->data + b->len, s, n) - b->data);
 }
 
 static int on_dump(const char *chunk, size_t size, void *data)
@@ -137,81 +161,159 @@ static int utc_fast(const char *pg, char out[25])
     return 0;
 }
 
-static void timestamp(dps_jsonbuf_t *b, const char *pg)
+/* How a column's values are written. */
+enum kind { K_TEXT, K_BOOL, K_NUMBER, K_JSON, K_TIMESTAMP };
+
+static int kind_of(Oid type)
 {
-    char iso[32];
-
-    if (utc_fast(pg, iso) == 0 || dps_pg_timestamp_iso(pg, iso, sizeof(iso)) == 0)
-        dps_jsonbuf_string(b, iso, strlen(iso));
-    else
-        dps_jsonbuf_string(b, pg, strlen(pg));
-}
-
-/* PostgreSQL's number text is JSON except for NaN and the infinities, which JSON cannot carry. */
-static void number(dps_jsonbuf_t *b, const char *v, size_t n)
-{
-    if (n == 0 || v[0] == 'N' || v[0] == 'I' || (v[0] == '-' && v[1] == 'I'))
-        dps_jsonbuf_lit(b, "null");
-    else
-        dps_jsonbuf_raw(b, v, n);
-}
-
-void dps_jsonbuf_value(dps_jsonbuf_t *b, const PGresult *res, int row, int col)
-{
-    const char *v = PQgetvalue(res, row, col);
-    size_t n = (size_t)PQgetlength(res, row, col);
-
-    if (PQgetisnull(res, row, col)) {
-        dps_jsonbuf_lit(b, "null");
-        return;
-    }
-    switch (PQftype(res, col)) {
+    switch (type) {
     case OID_BOOL:
-        if (v[0] == 't')
-            dps_jsonbuf_lit(b, "true");
-        else
-            dps_jsonbuf_lit(b, "false");
-        return;
+        return K_BOOL;
     case OID_INT2:
     case OID_INT4:
     case OID_INT8:
     case OID_FLOAT4:
     case OID_FLOAT8:
     case OID_NUMERIC:
-        number(b, v, n);
-        return;
+        return K_NUMBER;
     case OID_JSON:
     case OID_JSONB:
-        dps_jsonbuf_raw(b, v, n);
-        return;
+        return K_JSON;
     case OID_TIMESTAMPTZ:
-        timestamp(b, v);
-        return;
+        return K_TIMESTAMP;
     default:
-        dps_jsonbuf_string(b, v, n);
+        return K_TEXT;
     }
+}
+
+/* The most a value of n text bytes can take once written (escaped text is the longest). */
+#define VALUE_ROOM(n) ((n) * 6 + 8)
+
+static char *put(char *o, const char *s, size_t n)
+{
+    memcpy(o, s, n);
+    return o + n;
+}
+
+/* Writes one non-NULL value at o, which has VALUE_ROOM(n) bytes; returns the end. PostgreSQL's number
+ * text is JSON except for NaN and the infinities, which JSON cannot carry. */
+static char *value_into(char *o, int kind, const char *v, size_t n)
+{
+    char iso[32];
+
+    switch (kind) {
+    case K_BOOL:
+        return v[0] == 't' ? put(o, "true", 4) : put(o, "false", 5);
+    case K_NUMBER:
+        if (n == 0 || v[0] == 'N' || v[0] == 'I' || (v[0] == '-' && v[1] == 'I'))
+            return put(o, "null", 4);
+        return put(o, v, n);
+    case K_JSON:
+        return put(o, v, n);
+    case K_TIMESTAMP:
+        if (utc_fast(v, iso) == 0 || dps_pg_timestamp_iso(v, iso, sizeof(iso)) == 0)
+            return escape_into(o, iso, strlen(iso));
+        return escape_into(o, v, n);
+    default:
+        return escape_into(o, v, n);
+    }
+}
+
+void dps_jsonbuf_value(dps_jsonbuf_t *b, const PGresult *res, int row, int col)
+{
+    size_t n = (size_t)PQgetlength(res, row, col);
+
+    if (PQgetisnull(res, row, col)) {
+        dps_jsonbuf_lit(b, "null");
+        return;
+    }
+    if (reserve(b, VALUE_ROOM(n)) != 0)
+        return;
+    b->len = (size_t)(value_into(b->data + b->len, kind_of(PQftype(res, col)), PQgetvalue(res, row, col), n) - b->data);
+}
+
+struct dps_jsonbuf_col {
+    char *key; /* "name": (escaped, quoted) */
+    size_t key_len;
+    int kind;
+};
+
+int dps_jsonbuf_cols_init(dps_jsonbuf_cols_t *c, const PGresult *res, int from, int to)
+{
+    c->from = from, c->to = to;
+    if ((c->col = calloc((size_t)(to > from ? to - from : 1), sizeof(*c->col))) == NULL)
+        return -1;
+    for (int i = from; i < to; i++) {
+        const char *name = PQfname(res, i);
+        size_t n = strlen(name);
+        struct dps_jsonbuf_col *col = &c->col[i - from];
+
+        if ((col->key = malloc(VALUE_ROOM(n) + 1)) == NULL) {
+            dps_jsonbuf_cols_free(c);
+            return -1;
+        }
+        col->key_len = (size_t)(put(escape_into(col->key, name, n), ":", 1) - col->key);
+        col->kind = kind_of(PQftype(res, i));
+    }
+    return 0;
+}
+
+void dps_jsonbuf_cols_free(dps_jsonbuf_cols_t *c)
+{
+    if (c->col != NULL)
+        for (int i = c->from; i < c->to; i++)
+            free(c->col[i - c->from].key);
+    free(c->col);
+    c->col = NULL;
+}
+
+/* One reservation per row for its worst case, then plain writes. */
+void dps_jsonbuf_row(dps_jsonbuf_t *b, const dps_jsonbuf_cols_t *c, const PGresult *res, int row)
+{
+    size_t room = 0;
+    char *o;
+
+    for (int i = c->from; i < c->to; i++)
+        room += c->col[i - c->from].key_len + 1 + VALUE_ROOM((size_t)PQgetlength(res, row, i));
+    if (reserve(b, room) != 0)
+        return;
+    o = b->data + b->len;
+    for (int i = c->from; i < c->to; i++) {
+        const struct dps_jsonbuf_col *col = &c->col[i - c->from];
+        if (i > c->from)
+            *o++ = ',';
+        o = put(o, col->key, col->key_len);
+        if (PQgetisnull(res, row, i))
+            o = put(o, "null", 4);
+        else
+            o = value_into(o, col->kind, PQgetvalue(res, row, i), (size_t)PQgetlength(res, row, i));
+    }
+    b->len = (size_t)(o - b->data);
 }
 
 void dps_jsonbuf_members(dps_jsonbuf_t *b, const PGresult *res, int row, int from, int to)
 {
-    for (int c = from; c < to; c++) {
-        const char *name = PQfname(res, c);
-        if (c > from)
-            dps_jsonbuf_lit(b, ",");
-        dps_jsonbuf_string(b, name, strlen(name));
-        dps_jsonbuf_lit(b, ":");
-        dps_jsonbuf_value(b, res, row, c);
+    dps_jsonbuf_cols_t c;
+
+    if (dps_jsonbuf_cols_init(&c, res, from, to) != 0) {
+        b->oom = 1;
+        return;
     }
+    dps_jsonbuf_row(b, &c, res, row);
+    dps_jsonbuf_cols_free(&c);
 }
 
-/* As dps_http_json, with the text already written. */
+/* As dps_http_json, with the text already written; the text is handed over, not copied. */
 void dps_http_json_buf(dps_req_t *r, int status, dps_jsonbuf_t *b)
 {
-    if (b->oom) {
+    char *data = b->data;
+    size_t len = b->len;
+
+    if (b->oom || len == 0) {
         dps_jsonbuf_free(b);
         dps_http_error(r, 500, "Internal server error");
         return;
     }
-    dps_http_json_text(r, status, b->data, b->len);
-    dps_jsonbuf_free(b);
+    memset(b, 0, sizeof(*b));
+    dps_http_send_owned(r, status, "application/json; charset=utf-8", data, len);
 }

@@ -98,6 +98,32 @@ void dps_http_json_text(dps_req_t *r, int status, const char *text, size_t len)
     h2o_send_inline(req, len > 0 ? text : "", len);
 }
 
+static void on_owned_dispose(void *p)
+{
+    free(*(char **)p);
+}
+
+/* h2o_send_inline without its copy: the body is freed with the request's pool, once written. */
+void dps_http_send_owned(dps_req_t *r, int status, const char *content_type, char *data, size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_req_t *req = r->h2o;
+    char **owner = h2o_mem_alloc_shared(&req->pool, sizeof(*owner), on_owned_dispose);
+    h2o_iovec_t body = h2o_iovec_init(data, len);
+
+    *owner = data;
+    h2o_mem_link_shared(&req->pool, owner);
+    req->res.status = status;
+    req->res.reason = reason(status);
+    req->res.content_length = len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    h2o_start_response(req, &generator);
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
 void dps_http_json(dps_req_t *r, int status, json_t *body)
 {
     char *text = NULL;

@@ -45,6 +45,7 @@ typedef struct {
     pid_t pid;
     role_t role;
     int slot;     /* -1 once it no longer owns a slot (previous generation, or shutting down) */
+    int bslot;    /* the slot it was started in: its entry in s->balance (workers) */
     int ready;    /* reported readiness on the ready pipe (workers) */
     int signaled; /* SIGTERM sent */
 } proc_t;
@@ -53,6 +54,7 @@ typedef struct {
     dps_config_t cfg;
     dps_serve_opts_t opts;
     int listen_fd, ready_rd, ready_wr;
+    dps_balance_t *balance; /* connection counts of the worker slots */
     slot_t slots[MAX_PROCS];
     size_t nslots;
     proc_t procs[MAX_PROCS];
@@ -101,8 +103,8 @@ static int bind_listener(const char *host, long long port)
 }
 
 /* In the child after fork(): become the role, run it, and exit. Never returns. */
-static void run_child(sup_t *s, role_t role, pid_t parent) __attribute__((noreturn));
-static void run_child(sup_t *s, role_t role, pid_t parent)
+static void run_child(sup_t *s, role_t role, int slot, pid_t parent) __attribute__((noreturn));
+static void run_child(sup_t *s, role_t role, int slot, pid_t parent)
 {
     int code = 1;
 
@@ -115,7 +117,7 @@ static void run_child(sup_t *s, role_t role, pid_t parent)
     }
     switch (role) {
     case ROLE_WORKER:
-        code = dps_worker_main(&s->cfg, s->listen_fd, s->ready_wr);
+        code = dps_worker_main(&s->cfg, s->listen_fd, s->ready_wr, s->balance, slot);
         break;
     case ROLE_POLLER:
         code = dps_poller_main(&s->cfg, 0);
@@ -137,13 +139,18 @@ static pid_t spawn(sup_t *s, role_t role, int slot)
         DPS_LOG(DPS_LOG_ERROR, "process table full");
         return -1;
     }
+    if (role == ROLE_WORKER)
+        dps_balance_assign(s->balance, slot, 0);
     if ((pid = fork()) < 0) {
         DPS_LOG(DPS_LOG_ERROR, "fork failed", DPS_F_STR("error", strerror(errno)));
         return -1;
     }
-    if (pid == 0)
-        run_child(s, role, parent);
-    s->procs[s->nprocs++] = (proc_t){pid, role, slot, 0, 0};
+    if (pid == 0) {
+        if (role == ROLE_WORKER)
+            dps_balance_assign(s->balance, slot, getpid()); /* before the worker counts anything */
+        run_child(s, role, slot, parent);
+    }
+    s->procs[s->nprocs++] = (proc_t){pid, role, slot, slot, 0, 0};
     if (slot >= 0) {
         s->slots[slot].pid = pid;
         s->slots[slot].started_ms = dps_mono_ms();
@@ -192,6 +199,8 @@ static void on_child_exit(sup_t *s, pid_t pid, int status)
     DPS_LOG(expected ? DPS_LOG_INFO : DPS_LOG_WARN, "child exited", DPS_F_STR("child_role", role_names[p->role]),
             DPS_F_INT("child_pid", pid), DPS_F_STR("status", desc), DPS_F_INT("exit_code", WIFEXITED(status) ? WEXITSTATUS(status) : -1),
             DPS_F_INT("signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+    if (p->role == ROLE_WORKER)
+        dps_balance_release(s->balance, p->bslot, pid);
     if (p->slot >= 0 && s->slots[p->slot].pid == pid) {
         slot_t *sl = &s->slots[p->slot];
         int64_t now = dps_mono_ms(), delay = 0;
@@ -470,6 +479,8 @@ int dps_supervisor_main(dps_config_t *cfg, const dps_serve_opts_t *opts)
     s->ready_wr = pipefd[1];
     DPS_LOG(DPS_LOG_INFO, "listening", DPS_F_STR("host", s->cfg.host), DPS_F_INT("port", s->cfg.port),
             DPS_F_INT("workers", s->cfg.workers), DPS_F_STR("version", DPS_VERSION));
+    if ((s->balance = dps_balance_create(MAX_PROCS)) == NULL)
+        DPS_LOG(DPS_LOG_WARN, "no shared memory for connection balancing", DPS_F_STR("error", strerror(errno)));
     layout_slots(s);
     code = loop(s, &wait_mask);
     DPS_LOG(DPS_LOG_INFO, "stopped");

@@ -26,7 +26,13 @@
 typedef struct {
     h2o_linklist_t link;
     h2o_socket_t *sock;
+    dps_worker_t *w;
 } conn_t;
+
+/* A crowded worker (balance.h) leaves a new connection to the others for DEFER_MS, at most
+ * MAX_DEFERRALS times in a row, then takes it anyway (the least loaded one may be busy). */
+#define DEFER_MS 2
+#define MAX_DEFERRALS 2
 
 struct dps_worker {
     const dps_config_t *cfg;
@@ -36,6 +42,9 @@ struct dps_worker {
     h2o_socket_t *listener;
     h2o_linklist_t conns;
     size_t nconns;
+    dps_balance_t *balance;
+    int slot, deferrals;
+    int64_t resume_accept_at; /* monotonic ms; 0 while accepting */
     dps_db_t *db;
     dps_trust_t trust;
     dps_limiter_t *global_limit, *auth_limit; /* NULL in development (NODE_ENV=development) */
@@ -79,6 +88,7 @@ static void on_conn_close(void *data)
 {
     conn_t *c = data; /* the socket is being torn down: touch only our record */
 
+    dps_balance_add(c->w->balance, c->w->slot, -1);
     h2o_linklist_unlink(&c->link);
     free(c);
 }
@@ -89,6 +99,13 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 
     if (err != NULL)
         return;
+    if (w->deferrals < MAX_DEFERRALS && dps_balance_crowded(w->balance, w->slot)) {
+        w->deferrals++;
+        h2o_socket_read_stop(listener);
+        w->resume_accept_at = dps_mono_ms() + DEFER_MS;
+        return;
+    }
+    w->deferrals = 0;
     /* one per wakeup: a worker blocks on PostgreSQL while it handles a request, so connections must
      * spread over the idle workers rather than pile up on whichever woke first */
     for (int i = 0; i < 1; i++) {
@@ -101,7 +118,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
             h2o_socket_close(sock);
             continue;
         }
-        *c = (conn_t){{NULL, NULL}, sock};
+        *c = (conn_t){{NULL, NULL}, sock, w};
+        dps_balance_add(w->balance, w->slot, 1);
         h2o_linklist_insert(&w->conns, &c->link);
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = c;
@@ -475,6 +493,7 @@ static int setup(dps_worker_t *w, const dps_config_t *cfg, int listen_fd)
 /* Stop accepting and ask h2o to end keep-alive; returns the drain deadline. */
 static int64_t start_drain(dps_worker_t *w)
 {
+    w->resume_accept_at = 0;
     if (w->listener != NULL) {
         h2o_socket_read_stop(w->listener);
         h2o_socket_close(w->listener);
@@ -517,7 +536,16 @@ static void teardown(dps_worker_t *w)
     dps_db_destroy(w->db);
 }
 
-int dps_worker_main(const dps_config_t *cfg, int listen_fd, int ready_fd)
+/* Accept again once a deferral (on_accept) is over. */
+static void resume_accepting(dps_worker_t *w)
+{
+    if (w->resume_accept_at != 0 && dps_mono_ms() >= w->resume_accept_at && w->listener != NULL) {
+        w->resume_accept_at = 0;
+        h2o_socket_read_start(w->listener, on_accept);
+    }
+}
+
+int dps_worker_main(const dps_config_t *cfg, int listen_fd, int ready_fd, dps_balance_t *balance, int slot)
 {
     dps_worker_t w;
     sigset_t none;
@@ -525,6 +553,7 @@ int dps_worker_main(const dps_config_t *cfg, int listen_fd, int ready_fd)
     pid_t pid = getpid();
 
     memset(&w, 0, sizeof(w));
+    w.balance = balance, w.slot = slot;
     /* h2o's loop waits in epoll_wait: let the flag-setting handlers interrupt it */
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -542,8 +571,9 @@ int dps_worker_main(const dps_config_t *cfg, int listen_fd, int ready_fd)
     DPS_LOG(DPS_LOG_DEBUG, "worker ready");
     dps_log_set_buffered(1);
     for (;;) {
-        h2o_evloop_run(w.ctx.loop, deadline ? 20 : 500);
+        h2o_evloop_run(w.ctx.loop, w.resume_accept_at ? 1 : deadline ? 20 : 500);
         dps_log_flush();
+        resume_accepting(&w);
         if (dps_sig_term && deadline == 0)
             deadline = start_drain(&w);
         if (deadline == 0)

@@ -63,6 +63,38 @@ START_TEST(string_escaping)
 }
 END_TEST
 
+/* Every byte value at every offset of a 24-byte run of plain text, so that the 8-byte fast path and
+ * the byte loop both meet it: the text must parse back to the same bytes (UTF-8 aside: bytes above
+ * 0x7f are checked to pass through unchanged). */
+START_TEST(escaping_every_byte_at_every_offset)
+{
+    for (int c = 1; c < 256; c++) {
+        for (int at = 0; at < 24; at++) {
+            char in[25];
+            dps_jsonbuf_t b;
+            json_t *parsed;
+
+            memset(in, 'a', 24);
+            in[24] = '\0';
+            in[at] = (char)c;
+            dps_jsonbuf_init(&b, 0);
+            dps_jsonbuf_string(&b, in, 24);
+            text_of(&b);
+            if (c < 0x80) {
+                parsed = json_loads(b.data, JSON_DECODE_ANY, NULL);
+                ck_assert_msg(parsed != NULL, "byte %d at %d: %s", c, at, b.data);
+                ck_assert_str_eq(json_string_value(parsed), in);
+                json_decref(parsed);
+            } else {
+                ck_assert_uint_eq(b.len, 24 + 2 + 1);
+                ck_assert(memcmp(b.data + 1, in, 24) == 0);
+            }
+            dps_jsonbuf_free(&b);
+        }
+    }
+}
+END_TEST
+
 /* One column of each kind, as dps_row_json would type it. */
 static const struct {
     Oid type;
@@ -155,6 +187,7 @@ int main(void)
 
     tcase_add_loop_test(tc, string_escaping, 0, sizeof(strings) / sizeof(strings[0]));
     tcase_add_loop_test(tc, typed_values, 0, sizeof(values) / sizeof(values[0]));
+    tcase_add_test(tc, escaping_every_byte_at_every_offset);
     tcase_add_test(tc, members_and_json);
     tcase_add_test(tc, growth);
     suite_add_tcase(s, tc);
