@@ -26,6 +26,8 @@ SRCS = \
 	src/http/response.c \
 	src/http/worker.c \
 	src/http/balance.c \
+	src/ingest/pgarray.c \
+	src/ingest/upsert.c \
 	src/http/supervisor.c \
 	src/api/routes.c \
 	src/api/health.c \
@@ -37,6 +39,10 @@ SRCS = \
 	src/api/admin.c \
 	src/poll/poller.c \
 	src/poll/ssrf.c \
+	src/otlp/percentile.c \
+	src/otlp/mapping.c \
+	src/otlp/unicase.c \
+	src/otlp/discover.c \
 	src/prune/pruner.c \
 	src/cli/commands.c \
 	src/cli/migrate.c \
@@ -60,7 +66,12 @@ UNIT_TESTS = \
 	tests/unit/check_session \
 	tests/unit/check_ssrf \
 	tests/unit/check_jsonbuf \
-	tests/unit/check_balance
+	tests/unit/check_balance \
+	tests/unit/check_pgarray \
+	tests/unit/check_otlp_percentile \
+	tests/unit/check_otlp_mapping \
+	tests/unit/check_unicase \
+	tests/unit/check_otlp_discover
 
 BUILD      = build
 GEN_MIGR   = $(BUILD)/gen/migrations_data.c
@@ -77,13 +88,14 @@ export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_s
 export LSAN_OPTIONS  ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
-FUZZ_TARGETS = fuzz_router fuzz_log fuzz_ssrf
+FUZZ_TARGETS = fuzz_router fuzz_log fuzz_ssrf fuzz_otlp_url
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
 FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -D_GNU_SOURCE $(LIB_CFLAGS)
 fuzz_router_SRCS = src/http/router.c
 fuzz_log_SRCS    = src/core/log.c src/core/util.c
 fuzz_ssrf_SRCS   = src/poll/ssrf.c
+fuzz_otlp_url_SRCS = src/otlp/discover.c src/otlp/unicase.c
 
 .PHONY: all check unit integration bench fuzz man-check install uninstall clean distclean format man run deps
 all: depsera
