@@ -17,6 +17,7 @@ SRCS = \
 	src/db/migrate.c \
 	src/db/bootstrap.c \
 	src/db/audit.c \
+	src/db/stmt.c \
 	src/http/router.c \
 	src/http/request.c \
 	src/http/session.c \
@@ -25,6 +26,7 @@ SRCS = \
 	src/http/jsonbuf.c \
 	src/http/response.c \
 	src/http/worker.c \
+	src/http/worker_listen.c \
 	src/http/balance.c \
 	src/ingest/pgarray.c \
 	src/ingest/upsert.c \
@@ -33,10 +35,20 @@ SRCS = \
 	src/api/health.c \
 	src/api/auth.c \
 	src/api/teams.c \
+	src/api/api_keys.c \
 	src/api/users.c \
 	src/api/services.c \
 	src/api/services_validate.c \
 	src/api/admin.c \
+	src/otlp/apikey.c \
+	src/otlp/arena.c \
+	src/otlp/decode.c \
+	src/otlp/encode.c \
+	src/otlp/ingest.c \
+	src/otlp/service.c \
+	src/otlp/traces.c \
+	src/otlp/metrics.c \
+	src/otlp/ttlcache.c \
 	src/poll/poller.c \
 	src/poll/ssrf.c \
 	src/otlp/percentile.c \
@@ -53,7 +65,8 @@ MIGRATIONS = \
 	schema/001_core \
 	schema/002_dependencies \
 	schema/003_api_keys \
-	schema/004_spans
+	schema/004_spans \
+	schema/005_ingest_path
 
 UNIT_TESTS = \
 	tests/unit/check_config \
@@ -71,14 +84,29 @@ UNIT_TESTS = \
 	tests/unit/check_otlp_percentile \
 	tests/unit/check_otlp_mapping \
 	tests/unit/check_unicase \
-	tests/unit/check_otlp_discover
+	tests/unit/check_otlp_discover \
+	tests/unit/check_apikey \
+	tests/unit/check_ttlcache \
+	tests/unit/check_arena \
+	tests/unit/check_otlp_decode
+
+# OTLP protobuf definitions (proto/README.md); their C is generated into $(GEN_PROTO) at build time.
+PROTO_FILES = \
+	opentelemetry/proto/common/v1/common \
+	opentelemetry/proto/resource/v1/resource \
+	opentelemetry/proto/trace/v1/trace \
+	opentelemetry/proto/metrics/v1/metrics \
+	opentelemetry/proto/collector/trace/v1/trace_service \
+	opentelemetry/proto/collector/metrics/v1/metrics_service
 
 BUILD      = build
 GEN_MIGR   = $(BUILD)/gen/migrations_data.c
-OBJS       = $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations_data.o
+GEN_PROTO  = $(BUILD)/gen/proto
+PROTO_C    = $(PROTO_FILES:%=$(GEN_PROTO)/%.pb-c.c)
+OBJS       = $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations_data.o $(PROTO_C:.c=.o)
 LIB_OBJS   = $(filter-out $(BUILD)/src/main.o,$(OBJS))
 WARN       = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-ALL_CFLAGS = -std=gnu11 $(OPT_CFLAGS) $(WARN) $(SAN_CFLAGS) -Iinclude -D_GNU_SOURCE -DH2O_USE_LIBUV=0 \
+ALL_CFLAGS = -std=gnu11 $(OPT_CFLAGS) $(WARN) $(SAN_CFLAGS) -Iinclude -I$(GEN_PROTO) -D_GNU_SOURCE -DH2O_USE_LIBUV=0 \
              -DDPS_VERSION=\"$(VERSION)\" $(LIB_CFLAGS) $(CONF_CPPFLAGS) $(CONF_CFLAGS)
 ALL_LDFLAGS = $(SAN_LDFLAGS) -Wl,--as-needed $(CONF_LDFLAGS)
 PYTHON     ?= /usr/bin/python3
@@ -88,16 +116,19 @@ export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_s
 export LSAN_OPTIONS  ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
-FUZZ_TARGETS = fuzz_router fuzz_log fuzz_ssrf fuzz_otlp_url
+FUZZ_TARGETS = fuzz_router fuzz_log fuzz_ssrf fuzz_otlp_url fuzz_otlp_protobuf fuzz_otlp_json fuzz_otlp_gzip
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
-FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -D_GNU_SOURCE $(LIB_CFLAGS)
+FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -I$(GEN_PROTO) -D_GNU_SOURCE $(LIB_CFLAGS)
 fuzz_router_SRCS = src/http/router.c
 fuzz_log_SRCS    = src/core/log.c src/core/util.c
 fuzz_ssrf_SRCS   = src/poll/ssrf.c
 fuzz_otlp_url_SRCS = src/otlp/discover.c src/otlp/unicase.c
+fuzz_otlp_protobuf_SRCS = src/otlp/arena.c src/otlp/decode.c src/otlp/encode.c src/http/jsonbuf.c src/core/util.c $(PROTO_C)
+fuzz_otlp_json_SRCS     = $(fuzz_otlp_protobuf_SRCS)
+fuzz_otlp_gzip_SRCS     = $(fuzz_otlp_protobuf_SRCS)
 
-.PHONY: all check unit integration bench fuzz man-check install uninstall clean distclean format man run deps
+.PHONY: all check unit integration bench bench-decode fuzz man-check install uninstall clean distclean format man run deps
 all: depsera
 
 # Bootstrap on a fresh clone: install packages, generate and run configure.
@@ -132,6 +163,26 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJS) $(LIB_LIBS) $(CHECK_LIBS)
 
+# protoc-c 1.4.1 rejects proto3 `optional`; each such field becomes the one-field oneof protoc
+# itself makes of it (same wire format and JSON; see proto/README.md).
+$(GEN_PROTO)/stamp: $(PROTO_FILES:%=proto/%.proto)
+	@rm -rf $(GEN_PROTO) && mkdir -p $(GEN_PROTO)/src && touch $@.tmp
+	cp -R proto/opentelemetry $(GEN_PROTO)/src/
+	sed -i -E 's/^([[:space:]]*)optional[[:space:]]+([A-Za-z0-9_.]+)[[:space:]]+([A-Za-z0-9_]+)[[:space:]]*=[[:space:]]*([0-9]+)[[:space:]]*;/\1oneof _\3 { \2 \3 = \4; }/' \
+	    $(PROTO_FILES:%=$(GEN_PROTO)/src/%.proto)
+	! grep -n '^[[:space:]]*optional[[:space:]]' $(PROTO_FILES:%=$(GEN_PROTO)/src/%.proto)
+	protoc-c -I$(GEN_PROTO)/src --c_out=$(GEN_PROTO) $(PROTO_FILES:%=%.proto)
+	@mv $@.tmp $@  # older than what it stands for, so the outputs are never out of date against it
+
+$(PROTO_C) $(PROTO_C:.c=.h): $(GEN_PROTO)/stamp
+	@:
+
+$(GEN_PROTO)/%.pb-c.o: $(GEN_PROTO)/%.pb-c.c config.mk
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Every object may include a generated header: generate them first (make -j from a clean tree).
+$(OBJS): | $(GEN_PROTO)/stamp
+
 unit: $(UNIT_TESTS:%=$(BUILD)/%)
 	@fail=0; for t in $(UNIT_TESTS:%=$(BUILD)/%); do \
 	  CK_FORK=yes $$t || fail=1; done; exit $$fail
@@ -148,7 +199,7 @@ man: depsera
 	./depsera config --roff | scripts/man-env.sh update man/depsera.1
 
 # libFuzzer targets for every decoder of client input; each runs FUZZ_SECONDS from its seed corpus.
-$(BUILD)/fuzz/%: tests/fuzz/%.c config.mk $(SRCS) $(wildcard include/depsera/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c config.mk $(SRCS) $(wildcard include/depsera/*.h tests/fuzz/*.h) $(GEN_PROTO)/stamp
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $($*_SRCS) $(LIB_LIBS)
 
@@ -161,9 +212,18 @@ fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 	    tail -40 $(BUILD)/fuzz/$$t.log; exit 1; fi; \
 	  grep -E "stat::number_of_executed_units|stat::peak_rss" $(BUILD)/fuzz/$$t.log; done
 
-bench: depsera
+# OTLP decoding alone, in-process: 8192-span batches (tests/bench/README.md).
+$(BUILD)/tests/bench/%: tests/bench/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJS) $(LIB_LIBS)
+
+bench-decode: $(BUILD)/tests/bench/bench_otlp_decode
+	$(BUILD)/tests/bench/bench_otlp_decode
+
+bench: depsera bench-decode
 	tests/bench/run.sh ./depsera
 	tests/bench/services.sh ./depsera
+	tests/bench/otlp.sh ./depsera
 
 # Start a local PostgreSQL under .pgdata/ unless DATABASE_URL is set, migrate, serve.
 run: deps depsera

@@ -28,6 +28,8 @@ postgresql
 postgresql-client
 python3
 python3-pytest
+python3-protobuf
+protobuf-compiler
 curl
 wrk
 h2o
@@ -43,6 +45,13 @@ for pkg in $PACKAGES; do
         *) missing="$missing $pkg" ;;
     esac
 done
+
+# Node.js and npm, for the OpenTelemetry JS SDK test (tests/otel-js). Debian's nodejs and npm only
+# when no npm is on the PATH: a machine whose Node.js comes from elsewhere (nodesource's nodejs
+# ships its own npm, and Debian's npm package conflicts with it) is left as it is.
+if ! command -v npm >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
 
 [ -z "$missing" ] && exit 0
 

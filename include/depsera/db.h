@@ -23,6 +23,9 @@ PGconn *dps_db_conn(dps_db_t *db);
 int dps_db_check(dps_db_t *db);
 /* 1 if a connection is currently open. */
 int dps_db_is_connected(const dps_db_t *db);
+/* Which connection dps_db_conn gives: a number that changes with every new connection (what was
+ * prepared on the previous one is gone). */
+unsigned long dps_db_serial(const dps_db_t *db);
 
 /* One synchronous connection for CLI commands; NULL with the reason in err. Caller PQfinish()es it. */
 PGconn *dps_db_connect_once(const char *conninfo, const char *app_name, char *err, size_t cap);

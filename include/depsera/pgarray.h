@@ -16,7 +16,8 @@ void dps_pgarray_init(dps_pgarray_t *a);
 /* Append an element: s (n bytes, NUL bytes dropped: text cannot hold them) quoted and escaped, or
  * NULL for SQL NULL. */
 void dps_pgarray_add(dps_pgarray_t *a, const char *s, size_t n);
-#define dps_pgarray_add_str(a, s) dps_pgarray_add((a), (s), (s) != NULL ? strlen(s) : 0)
+/* A NUL-terminated string, or NULL. */
+void dps_pgarray_add_str(dps_pgarray_t *a, const char *s);
 void dps_pgarray_add_null(dps_pgarray_t *a);
 void dps_pgarray_add_int(dps_pgarray_t *a, long long v);
 /* Finite doubles at full precision; NaN and infinities as NULL. */

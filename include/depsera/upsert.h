@@ -5,22 +5,24 @@
 #ifndef DEPSERA_UPSERT_H
 #define DEPSERA_UPSERT_H
 #include <libpq-fe.h>
+
+#include "depsera/db.h"
 #include <stddef.h>
 #include <stdint.h>
 
 /* One dependency as a source reported it. Strings may be NULL (absent). */
 typedef struct {
-    const char *name;                     /* required, unique within one call */
-    const char *type;                     /* NULL = "other" */
+    const char *name; /* required, unique within one call */
+    const char *type; /* NULL = "other" */
     const char *description, *impact, *error_message;
-    const char *contact, *check_details;  /* JSON object text or NULL */
-    const char *error;                    /* JSON text of the reported error value, or NULL */
-    int healthy;                          /* 0 / 1 */
+    const char *contact, *check_details; /* JSON object text or NULL */
+    const char *error;                   /* JSON text of the reported error value, or NULL */
+    int healthy;                         /* 0 / 1 */
     int health_state, health_code;
     double latency_ms;
     int skipped;
-    int has_last_checked;                 /* else: the time of the call */
-    int64_t last_checked_ms;              /* epoch ms */
+    int has_last_checked;    /* else: the time of the call */
+    int64_t last_checked_ms; /* epoch ms */
     /* latency percentiles (§5.4 health.percentiles): from a histogram and/or a monotonic sum */
     int has_histogram;
     double p50, p95, p99, min, max;
@@ -41,12 +43,13 @@ typedef struct {
 
 /* Upserts `n` statuses of service `service_id` with discovery source `source` ("manual",
  * "otlp_metric", "otlp_trace"), appending status changes to `changes`. 0, or -1 with the failed
- * statement's result in *failed (the caller clears it) or *failed NULL when memory ran out. */
-int dps_upsert_statuses(PGconn *conn, const char *service_id, const char *service_name, const dps_dep_status_t *st,
-                        size_t n, const char *source, dps_status_changes_t *changes, PGresult **failed);
+ * statement's result in *failed (the caller clears it) or *failed NULL when memory ran out or there
+ * is no connection. Statements run on dps_db_conn(db), prepared once per connection. */
+int dps_upsert_statuses(dps_db_t *db, const char *service_id, const char *service_name, const dps_dep_status_t *st, size_t n,
+                        const char *source, dps_status_changes_t *changes, PGresult **failed);
 
 /* Writes the collected changes as status_change_events rows (recorded now). 0, or -1 as above. */
-int dps_upsert_write_changes(PGconn *conn, const dps_status_changes_t *changes, PGresult **failed);
+int dps_upsert_write_changes(dps_db_t *db, const dps_status_changes_t *changes, PGresult **failed);
 void dps_status_changes_free(dps_status_changes_t *c);
 
 #endif

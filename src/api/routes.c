@@ -1,12 +1,19 @@
 /* Every HTTP route depsera serves, in one table. */
 #include "depsera/routes.h"
+#include "depsera/api_keys.h"
 #include "depsera/api_teams.h"
 #include "depsera/api_services.h"
 #include "depsera/api_users.h"
+#include "depsera/otlp_ingest.h"
 #include "depsera/util.h"
 
 const dps_route_t dps_routes[] = {
     {"GET", "/api/health", dps_api_health, 0},
+    /* OTLP/HTTP (otlp-ingestion.md): bodies up to OTLP_MAX_BODY_BYTES, which h2o enforces */
+    {"POST", "/v1/traces", dps_otlp_traces, SIZE_MAX},
+    {"POST", "/v1/traces/", dps_otlp_traces, SIZE_MAX},
+    {"POST", "/v1/metrics", dps_otlp_metrics, SIZE_MAX},
+    {"POST", "/v1/metrics/", dps_otlp_metrics, SIZE_MAX},
     {"GET", "/api/health/live", dps_api_health_live, 0},
     {"GET", "/api/auth/mode", dps_api_auth_mode, 0},
     {"POST", "/api/auth/login", dps_api_auth_login, 0},
@@ -29,6 +36,9 @@ const dps_route_t dps_routes[] = {
     {"POST", "/api/teams/:id/members", dps_api_teams_member_add, 0},
     {"PUT", "/api/teams/:id/members/:userId", dps_api_teams_member_update, 0},
     {"DELETE", "/api/teams/:id/members/:userId", dps_api_teams_member_remove, 0},
+    {"GET", "/api/teams/:id/api-keys", dps_api_keys_list, 0},
+    {"POST", "/api/teams/:id/api-keys", dps_api_keys_create, 0},
+    {"DELETE", "/api/teams/:id/api-keys/:keyId", dps_api_keys_revoke, 0},
     {"GET", "/api/services", dps_api_services_list, 0},
     {"POST", "/api/services", dps_api_services_create, 0},
     {"GET", "/api/services/:id", dps_api_services_get, 0},

@@ -65,8 +65,8 @@ static const char not_found[] = "Service not found";
     "CASE WHEN ct.id IS NULL THEN cg.contact_override ELSE ct.contact_override END AS contact_override, "                          \
     "CASE WHEN ct.id IS NULL THEN cg.impact_override ELSE ct.impact_override END AS impact_override) co "
 #define DEPS_SQL(scope)                                                                                                            \
-    "SELECT " DEP_COLUMNS ", COALESCE(d.impact_override, co.impact_override, d.impact) AS effective_impact, "                     \
-    MERGED_CONTACT " AS merged_contact "                                                                                           \
+    "SELECT " DEP_COLUMNS ", COALESCE(d.impact_override, co.impact_override, d.impact) AS effective_impact, " MERGED_CONTACT       \
+    " AS merged_contact "                                                                                                          \
     "FROM services s JOIN dependencies d ON d.service_id = s.id " CANONICAL_OVERRIDE "WHERE " scope
 
 /* Dependencies of active services associated with each service. Dismissed suggestions are not
@@ -255,7 +255,7 @@ typedef struct {
     const PGresult *res;
     int *perm;
     dps_jsonbuf_cols_t cols, team; /* team: SERVICES_SQL's DETAIL_TEAM columns */
-    int c_contact, c_merged; /* DEPS_SQL: columns of effective_contact (see MERGED_CONTACT); else -1 */
+    int c_contact, c_merged;       /* DEPS_SQL: columns of effective_contact (see MERGED_CONTACT); else -1 */
 } view_t;
 
 #define ROW(v, k) ((v)->perm != NULL ? (v)->perm[k] : (k))
@@ -292,8 +292,7 @@ static int latest_row(const view_t *v, range_t rg, int col)
 
     for (int k = rg.from; k < rg.to; k++) {
         int row = ROW(v, k);
-        if (!PQgetisnull(v->res, row, col) &&
-            (best < 0 || strcmp(PQgetvalue(v->res, row, col), PQgetvalue(v->res, best, col)) > 0))
+        if (!PQgetisnull(v->res, row, col) && (best < 0 || strcmp(PQgetvalue(v->res, row, col), PQgetvalue(v->res, best, col)) > 0))
             best = row;
     }
     return best;
@@ -534,7 +533,8 @@ static int write_details(dps_req_t *r, dps_jsonbuf_t *b, const PGresult *service
         return -1;
     }
     /* reports are written without their first column (target) */
-    ok = ok && sorted_view(&reps, res, report_sort_columns, report_order) == 0 && dps_jsonbuf_cols_init(&reps.cols, res, 1, PQnfields(res)) == 0 &&
+    ok = ok && sorted_view(&reps, res, report_sort_columns, report_order) == 0 &&
+         dps_jsonbuf_cols_init(&reps.cols, res, 1, PQnfields(res)) == 0 &&
          dps_jsonbuf_cols_init(&svc.cols, services, 0, nsvc) == 0 &&
          dps_jsonbuf_cols_init(&svc.team, services, nsvc, PQnfields(services)) == 0;
     if (ok) {

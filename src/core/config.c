@@ -26,7 +26,7 @@ const dps_config_var_t dps_config_vars[] = {
     {"DATABASE_URL", DPS_CFG_STR, "", NULL, 0, 0,
      "PostgreSQL connection string (URI or key=value); empty uses libpq's PG* variables", OFF(database_url), 1},
     {"DATABASE_LISTEN_URL", DPS_CFG_STR, "", NULL, 0, 0,
-     "connection for LISTEN (poller, pruner); must reach PostgreSQL directly, not through a transaction pooler; "
+     "connection for LISTEN (workers, poller, pruner); must reach PostgreSQL directly, not through a transaction pooler; "
      "empty = DATABASE_URL", OFF(database_listen_url), 1},
     {"HOST", DPS_CFG_STR, "127.0.0.1", v_host, 0, 0, "address to listen on (IPv4 or IPv6 literal)", OFF(host), 0},
     {"PORT", DPS_CFG_INT, "3001", NULL, 1, 65535, "TCP port to listen on", OFF(port), 0},

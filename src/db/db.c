@@ -18,6 +18,7 @@ struct dps_db {
     int reported_down;  /* log an outage once, not at every attempt */
     dps_db_on_connect_t on_connect;
     void *on_connect_arg;
+    unsigned long serial; /* connections made so far (dps_db_serial) */
 };
 
 /* libpq notices (e.g. "relation already exists, skipping") go through our log, not raw to stderr. */
@@ -129,6 +130,7 @@ PGconn *dps_db_conn(dps_db_t *db)
         return NULL;
     }
     DPS_LOG(db->reported_down ? DPS_LOG_INFO : DPS_LOG_DEBUG, "database connected");
+    db->serial++;
     db->was_connected = 1;
     db->reported_down = 0;
     db->backoff_ms = BACKOFF_MIN_MS;
@@ -152,6 +154,11 @@ int dps_db_check(dps_db_t *db)
     /* the first retry may be immediate: the server may only have restarted */
     db->next_attempt_ms = 0;
     return 1;
+}
+
+unsigned long dps_db_serial(const dps_db_t *db)
+{
+    return db->serial;
 }
 
 int dps_db_is_connected(const dps_db_t *db)

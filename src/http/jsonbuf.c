@@ -187,7 +187,7 @@ static int kind_of(Oid type)
 }
 
 /* The most a value of n text bytes can take once written (escaped text is the longest). */
-#define VALUE_ROOM(n) ((n) * 6 + 8)
+#define VALUE_ROOM(n) ((n)*6 + 8)
 
 static char *put(char *o, const char *s, size_t n)
 {

@@ -135,6 +135,7 @@ static void answer_db_error(dps_req_t *r, PGresult *res)
 
     r->responded = 1;
     if (dps_db_check(db) || res == NULL) {
+        dps_http_set_header(r, "retry-after", "5"); /* OTLP clients wait that long before retrying */
         dps_http_json(r, 503, json_pack("{s:s}", "error", "Database unavailable"));
         return;
     }

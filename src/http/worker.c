@@ -1,5 +1,6 @@
 /* An HTTP worker: h2o on the shared listening socket, request dispatch, access log, graceful drain. */
 #include "depsera/worker.h"
+#include "depsera/apikey.h"
 #include "depsera/bootstrap.h"
 #include "depsera/clientip.h"
 #include "depsera/db.h"
@@ -11,6 +12,7 @@
 #include "depsera/proc.h"
 #include "depsera/routes.h"
 #include "depsera/util.h"
+#include "depsera/worker_listen.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -46,6 +48,7 @@ struct dps_worker {
     int slot, deferrals;
     int64_t resume_accept_at; /* monotonic ms; 0 while accepting */
     dps_db_t *db;
+    dps_worker_listen_t *cache_listen; /* NOTIFY depsera_cache: the worker's caches go stale */
     dps_trust_t trust;
     dps_limiter_t *global_limit, *auth_limit; /* NULL in development (NODE_ENV=development) */
     char id_prefix[13];
@@ -487,7 +490,7 @@ static int setup(dps_worker_t *w, const dps_config_t *cfg, int listen_fd)
     w->listener = h2o_evloop_socket_create(w->ctx.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
-    return 0;
+    return (w->cache_listen = dps_worker_listen_create(w->ctx.loop, cfg)) != NULL ? 0 : -1;
 }
 
 /* Stop accepting and ask h2o to end keep-alive; returns the drain deadline. */
@@ -521,6 +524,8 @@ static void teardown(dps_worker_t *w)
 
     dps_limiter_destroy(w->global_limit);
     dps_limiter_destroy(w->auth_limit);
+    dps_apikey_flush(w->db, 1); /* last_used_at of the last minute */
+    dps_worker_listen_destroy(w->cache_listen);
     if (close_remaining(w) != 0) {
         /* h2o still holds connections: disposing now would assert; the exit closes the sockets */
         DPS_LOG(DPS_LOG_WARN, "connections still open at exit", DPS_F_INT("count", h2o_linklist_is_empty(&w->conns) ? 0 : 1));
@@ -572,6 +577,7 @@ int dps_worker_main(const dps_config_t *cfg, int listen_fd, int ready_fd, dps_ba
     dps_log_set_buffered(1);
     for (;;) {
         h2o_evloop_run(w.ctx.loop, w.resume_accept_at ? 1 : deadline ? 20 : 500);
+        dps_apikey_flush(w.db, 0);
         dps_log_flush();
         resume_accepting(&w);
         if (dps_sig_term && deadline == 0)

@@ -41,6 +41,11 @@ void dps_pgarray_add(dps_pgarray_t *a, const char *s, size_t n)
     dps_jsonbuf_lit(&a->b, "\"");
 }
 
+void dps_pgarray_add_str(dps_pgarray_t *a, const char *s)
+{
+    dps_pgarray_add(a, s, s != NULL ? strlen(s) : 0);
+}
+
 void dps_pgarray_add_null(dps_pgarray_t *a)
 {
     separator(a);

@@ -51,6 +51,12 @@ def _fresh_service(ctx):
                            f"('svc{next(uniq)}', '{ctx['team_a']}', 'https://example.com/health') RETURNING id").splitlines()[0]
 
 
+def _fresh_key(ctx):
+    n = next(uniq)
+    return psql(ctx["db"], f"INSERT INTO team_api_keys (team_id, name, key_hash, key_prefix) VALUES "
+                           f"('{ctx['team_a']}', 'k{n}', md5('{n}') || md5('{n}x'), 'dps_0000') RETURNING id").splitlines()[0]
+
+
 def lead_a_only(ok):
     """Leads of team A (the service's team) and admins."""
     return {"anonymous": 401, "member_a": 403, "lead_a": ok, "member_b": 403, "lead_b": 403, "admin": ok}
@@ -88,10 +94,17 @@ ROWS = [
     ("move service", "PUT", lambda c: f"/api/services/{_fresh_service(c)}", lambda c: {"team_id": c["team_b"]},
      dict(lead_a_only(403), admin=200)),
     ("delete service", "DELETE", lambda c: f"/api/services/{_fresh_service(c)}", lambda c: None, lead_a_only(204)),
+    ("create api key", "POST", lambda c: f"/api/teams/{c['team_a']}/api-keys", lambda c: {"name": f"k{next(uniq)}"},
+     lead_a_only(201)),
+    ("revoke api key", "DELETE", lambda c: f"/api/teams/{c['team_a']}/api-keys/{_fresh_key(c)}", lambda c: None,
+     lead_a_only(204)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
-NOT_ROLE_SCOPED = {("POST", "/api/auth/login"), ("POST", "/api/auth/logout")}
+# Login and logout are for anyone; OTLP pushes authenticate with a team API key, not a session or role
+# (test_otlp.py covers them).
+NOT_ROLE_SCOPED = {("POST", "/api/auth/login"), ("POST", "/api/auth/logout"), ("POST", "/v1/traces"),
+                   ("POST", "/v1/traces/"), ("POST", "/v1/metrics"), ("POST", "/v1/metrics/")}
 
 
 @pytest.fixture
@@ -150,4 +163,5 @@ PATTERNS = {
     "update span retention": "/api/admin/settings/span-retention",
     "create service": "/api/services", "update service": "/api/services/:id", "move service": "/api/services/:id",
     "delete service": "/api/services/:id",
+    "create api key": "/api/teams/:id/api-keys", "revoke api key": "/api/teams/:id/api-keys/:keyId",
 }

@@ -16,3 +16,11 @@ def test_every_down_restores_the_previous_schema(cluster):
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert "PASS: all checks" in p.stdout + p.stderr
+
+
+def test_constraints_behave_as_the_data_model_says(migrated_db):
+    """schema/check-constraints.sql on a database with every migration applied (it rolls back)."""
+    p = subprocess.run(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", migrated_db.url, "-f",
+                        os.path.join(REPO, "schema", "check-constraints.sql")],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

@@ -1,0 +1,127 @@
+#!/bin/bash
+# OTLP ingestion benchmark (issue 5's bars): protobuf+gzip trace batches of BENCH_SPANS spans from 10
+# services at concurrency 32 (spans/s committed), the same rows through a plain COPY into the same
+# table (rows/s, the ceiling), metrics batches of 20 dependencies (gauge + histogram points), a run
+# at concurrency 256 (errors), and the workers' peak RSS. Medians of BENCH_RUNS runs.
+#   tests/bench/otlp.sh ./depsera
+set -euo pipefail
+
+DEPSERA_BIN=$(realpath "${1:?usage: $0 path/to/depsera}")
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+RUNS=${BENCH_RUNS:-3}
+DURATION=${BENCH_DURATION:-10}
+WORKERS=${BENCH_WORKERS:-4}
+SPANS=${BENCH_SPANS:-100}
+PY=${PYTHON:-/usr/bin/python3} # Debian's, with python3-protobuf
+WORK=$(mktemp -d /tmp/depsera-bench-otlp.XXXXXX)
+chmod 755 "$WORK"
+PID=""
+
+cleanup() {
+    set +e
+    [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    "$REPO/scripts/pg-cluster.sh" destroy "$WORK/pg" >/dev/null 2>&1
+    [ -n "${BENCH_KEEP_TMP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+log() { printf '[otlp-bench] %s\n' "$*" >&2; }
+
+export DATABASE_URL
+DATABASE_URL=$("$REPO/scripts/pg-cluster.sh" start "$WORK/pg" 2>"$WORK/pg.log" | tail -n 1)
+LOG_LEVEL=warn "$DEPSERA_BIN" migrate up >/dev/null
+key="dps_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+hash=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
+psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<SQL
+INSERT INTO teams (name, key) VALUES ('Bench', 'bench');
+INSERT INTO team_api_keys (team_id, name, key_hash, key_prefix)
+SELECT id, 'bench', '$hash', '${key:0:8}' FROM teams WHERE key = 'bench';
+SQL
+"$PY" "$HERE/otlp_bodies.py" traces "$WORK" 10 "$SPANS"
+"$PY" "$HERE/otlp_bodies.py" metrics "$WORK" 10 20
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+HOST=127.0.0.1 PORT=$port WORKERS=$WORKERS LOG_LEVEL=warn RATE_LIMIT_MAX=100000000 \
+    "$DEPSERA_BIN" serve --no-poller --no-pruner 2>"$WORK/depsera.log" &
+PID=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health/live" >/dev/null && break; sleep 0.2; done
+
+postmaster=$(head -n 1 "$WORK/pg/data/postmaster.pid")
+cpu_ticks() {
+    for p in $(pgrep -P "$postmaster") $(pgrep -P "$PID"); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done |
+        awk '{s += $1} END {print s + 0}'
+}
+# wrk_run PATH BODIES CONCURRENCY SECONDS -> RESULT line (+ cpu_ticks)
+wrk_run() {
+    local before line
+    before=$(cpu_ticks)
+    line=$(BENCH_PATH=$1 BENCH_BODIES="$2" BENCH_KEY=$key wrk -t 2 -c "$3" -d "$4" --timeout 30s -s "$HERE/otlp.lua" \
+        "http://127.0.0.1:$port" 2>&1 | grep '^RESULT' || echo "RESULT rps=0 p50_us=0 p99_us=0 errors=1 requests=0")
+    echo "$line cpu_ticks=$(($(cpu_ticks) - before))"
+}
+traces=$(ls "$WORK"/traces-*.pb.gz | tr '\n' ' ')
+metrics=$(ls "$WORK"/metrics-*.pb.gz | tr '\n' ' ')
+
+wrk_run /v1/traces "$traces" 32 2 >/dev/null # warm-up: services, partitions, caches
+: >"$WORK/results"
+for r in $(seq "$RUNS"); do
+    line=$(wrk_run /v1/traces "$traces" 32 "$DURATION")
+    log "traces c=32 run $r/$RUNS: $line"
+    echo "traces $line" >>"$WORK/results"
+    line=$(wrk_run /v1/metrics "$metrics" 32 "$DURATION")
+    log "metrics c=32 run $r/$RUNS: $line"
+    echo "metrics $line" >>"$WORK/results"
+done
+line=$(wrk_run /v1/traces "$traces" 8 "$DURATION")
+log "traces c=8: $line"
+echo "light $line" >>"$WORK/results"
+line=$(wrk_run /v1/traces "$traces" 256 "$DURATION")
+log "traces c=256: $line"
+echo "c256 $line" >>"$WORK/results"
+rss=$(for p in $(pgrep -P "$PID" -f depsera-worker || pgrep -P "$PID"); do awk '/VmHWM/ {print $2}' "/proc/$p/status"; done |
+    sort -n | tail -n 1)
+stored=$(psql -X -At "$DATABASE_URL" -c "SELECT count(*) FROM spans")
+
+# the ceiling: the same rows through one plain COPY (binary) into the same table
+psql -X -q "$DATABASE_URL" -c "\\copy (SELECT start_time, end_time, duration_ms, resource_id, kind, status_code, trace_id, span_id, parent_span_id, name, status_message, attributes FROM spans LIMIT 200000) TO '$WORK/rows.bin' WITH (FORMAT binary)"
+copy_rows=$(psql -X -At "$DATABASE_URL" -c "SELECT least(count(*), 200000) FROM spans")
+: >"$WORK/copy"
+for r in $(seq "$RUNS"); do
+    t0=$(date +%s.%N)
+    psql -X -q "$DATABASE_URL" -c "\\copy spans (start_time, end_time, duration_ms, resource_id, kind, status_code, trace_id, span_id, parent_span_id, name, status_message, attributes) FROM '$WORK/rows.bin' WITH (FORMAT binary)"
+    t1=$(date +%s.%N)
+    echo "$copy_rows $t0 $t1" >>"$WORK/copy"
+done
+
+python3 - "$WORK/results" "$WORK/copy" "$SPANS" "$(getconf CLK_TCK)" "${rss:-0}" "$stored" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    kind, rest = line.split(None, 1)
+    rows.setdefault(kind, []).append(dict(kv.split("=", 1) for kv in rest.split()[1:]))
+copy = [int(n) / (float(b) - float(a)) for n, a, b in (l.split() for l in open(sys.argv[2]))]
+spans, hz, rss, stored = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+med = lambda k, f: statistics.median(f(r) for r in rows[k])
+sps = med("traces", lambda r: float(r["rps"]) * spans)
+dps = med("metrics", lambda r: float(r["rps"]) * 40)
+cpu = med("traces", lambda r: int(r["cpu_ticks"]) / hz * 1000 / max(1, int(r["requests"]) * spans) * 1000)
+ceiling = statistics.median(copy)
+light = rows["light"][0]
+c256 = rows["c256"][0]
+errors = sum(int(r["errors"]) for k in rows for r in rows[k])
+print()
+print("== OTLP ingestion, protobuf+gzip, %d-span batches from 10 services, c=32, median of %d runs ==" % (spans, len(rows["traces"])))
+print("traces   %8.0f spans/s committed   p50 %.1f ms   p99 %.1f ms   CPU %.0f ms per 1000 spans"
+      % (sps, med("traces", lambda r: int(r["p50_us"])) / 1000, med("traces", lambda r: int(r["p99_us"])) / 1000, cpu))
+print("COPY     %8.0f rows/s (plain binary COPY of the same rows into the same table)   ratio %.2f" % (ceiling, sps / ceiling))
+print("metrics  %8.0f data points/s (20 dependencies x gauge + histogram per batch)" % dps)
+print("c=8      %8.0f spans/s   p99 %.1f ms" % (float(light["rps"]) * spans, int(light["p99_us"]) / 1000))
+print("c=256    %8.0f spans/s   errors %s" % (float(c256["rps"]) * spans, c256["errors"]))
+print("worker peak RSS %.1f MiB   spans stored %s   errors (all runs) %d" % (rss / 1024, stored, errors))
+print("BAR traces >= 25000 spans/s: %s" % ("PASS" if sps >= 25000 else "FAIL"))
+print("BAR traces >= 60%% of COPY: %s" % ("PASS" if sps >= 0.6 * ceiling else "FAIL"))
+print("BAR metrics >= 30000 data points/s: %s" % ("PASS" if dps >= 30000 else "FAIL"))
+print("BAR c=256 without errors: %s" % ("PASS" if int(c256["errors"]) == 0 else "FAIL"))
+print("BAR worker RSS <= 64 MiB: %s" % ("PASS" if rss <= 64 * 1024 else "FAIL"))
+sys.exit(1 if errors else 0)
+PY
