@@ -13,6 +13,13 @@ local headers = {
   ["Content-Encoding"] = "gzip",
   ["Authorization"] = "Bearer " .. (os.getenv("BENCH_KEY") or ""),
 }
+-- BENCH_DELAY_MS > 0: each connection waits that long between requests (a rate below saturation)
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+if delay_ms > 0 then
+  function delay()
+    return delay_ms
+  end
+end
 local threads = {}
 non2xx = 0
 
