@@ -6,6 +6,9 @@ ALTER TABLE dependencies RESET (fillfactor);
 
 CREATE INDEX idx_latency_history_dependency ON dependency_latency_history (dependency_id);
 
+DROP INDEX idx_error_history_dependency_time;
+CREATE INDEX idx_error_history_dependency ON dependency_error_history (dependency_id);
+
 DROP TRIGGER span_resources_cascade ON span_resources;
 DROP FUNCTION depsera_span_resources_cascade();
 

@@ -10,6 +10,9 @@
 --   * dependency_latency_history loses idx_latency_history_dependency: the
 --     (dependency_id, recorded_at, latency_ms) index serves every lookup it
 --     served, and each index costs one more write per history row.
+--   * dependency_error_history's index on dependency_id becomes one on
+--     (dependency_id, recorded_at): every push reads each dependency's latest
+--     row, which is then the first entry of an index scan.
 --   * dependencies keeps a fifth of each page free, so that the upsert of
 --     every push can update rows in place (HOT) instead of in new pages with
 --     new entries in all five of its indexes.
@@ -33,5 +36,8 @@ CREATE TRIGGER span_resources_cascade
     FOR EACH STATEMENT EXECUTE FUNCTION depsera_span_resources_cascade();
 
 DROP INDEX idx_latency_history_dependency;
+
+DROP INDEX idx_error_history_dependency;
+CREATE INDEX idx_error_history_dependency_time ON dependency_error_history (dependency_id, recorded_at);
 
 ALTER TABLE dependencies SET (fillfactor = 80);

@@ -13,9 +13,10 @@
  *          (the caller sorts them) so that concurrent writers of one service queue instead of
  *          deadlocking; a row whose health changed gets last_status_change = now(), which is how
  *          the result tells a change (xmax = 0: a new row, which never makes one);
- *   errs   §7.4: a recovery row after an error; an error row when there was none, after a recovery,
- *          or when the error value changed (the message alone does not count); rows carry the wall
- *          clock so that two calls in one transaction still order;
+ *   errs   §7.4, against the dependency's latest history row (an index scan each): a recovery row
+ *          after an error; an error row when there was none, after a recovery, or when the error
+ *          value changed (the message alone does not count); rows carry the wall clock so that two
+ *          calls in one transaction still order;
  *   lat    §7.5: one recorded_at for every row of the call.
  * The result: each row's id, name, and whether its health changed (§7.3). */
 static const char upsert_sql[] =
@@ -42,16 +43,15 @@ static const char upsert_sql[] =
     "discovery_source = CASE WHEN d.discovery_source = 'manual' OR (d.discovery_source = 'otlp_trace' AND "
     "EXCLUDED.discovery_source = 'otlp_metric') THEN d.discovery_source ELSE EXCLUDED.discovery_source END "
     "RETURNING d.id, d.name, d.healthy, d.xmax <> 0 AND d.last_status_change = now() AS changed), "
-    "last_err AS (SELECT DISTINCT ON (h.dependency_id) h.dependency_id, h.error FROM dependency_error_history h "
-    "WHERE h.dependency_id IN (SELECT id FROM up) ORDER BY h.dependency_id, h.recorded_at DESC, h.id DESC), "
     "errs AS (INSERT INTO dependency_error_history (dependency_id, error, error_message, recorded_at) "
     "SELECT up.id, CASE WHEN up.healthy THEN NULL ELSE i.eff_error END, CASE WHEN up.healthy THEN NULL ELSE i.eff_message END, "
-    "clock_timestamp() FROM up JOIN input i ON i.name = up.name LEFT JOIN last_err l ON l.dependency_id = up.id "
-    "WHERE CASE WHEN up.healthy THEN l.error IS NOT NULL ELSE l.error IS NULL OR l.error <> i.eff_error END RETURNING 1), "
+    "clock_timestamp() FROM up JOIN input i ON i.name = up.name LEFT JOIN LATERAL (SELECT h.error FROM "
+    "dependency_error_history h WHERE h.dependency_id = up.id ORDER BY h.recorded_at DESC, h.id DESC LIMIT 1) l ON true "
+    "WHERE CASE WHEN up.healthy THEN l.error IS NOT NULL ELSE l.error IS NULL OR l.error <> i.eff_error END), "
     "lat AS (INSERT INTO dependency_latency_history (dependency_id, latency_ms, recorded_at, p50_ms, p95_ms, p99_ms, "
     "min_ms, max_ms, request_count, source) SELECT up.id, i.lat_ms, statement_timestamp(), i.p50, i.p95, i.p99, i.mn, "
-    "i.mx, i.rc, i.lat_source FROM up JOIN input i ON i.name = up.name WHERE i.lat_source IS NOT NULL RETURNING 1) "
-    "SELECT up.id, up.name, up.changed, (SELECT count(*) FROM errs) + (SELECT count(*) FROM lat) FROM up";
+    "i.mx, i.rc, i.lat_source FROM up JOIN input i ON i.name = up.name WHERE i.lat_source IS NOT NULL) "
+    "SELECT up.id, up.name, up.changed FROM up";
 
 static const char changes_sql[] =
     "INSERT INTO status_change_events (service_id, service_name, dependency_name, previous_healthy, current_healthy) "
