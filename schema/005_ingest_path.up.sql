@@ -7,6 +7,12 @@
 --     multixacts, and the check cost as much as the row.  Deleting resources
 --     (with their team) still removes their spans, through a statement
 --     trigger.  The writer only uses ids it read or inserted.
+--   * dependency_latency_history and dependency_error_history lose their
+--     foreign keys to dependencies, for the same reason as spans: every push
+--     writes a history row per dependency, and each row's key check was a
+--     query of its own (a fifth of the upsert).  Deleting dependencies (with
+--     their service) still deletes their history, through a statement
+--     trigger; the upsert writes history only for the rows it just wrote.
 --   * dependency_latency_history loses idx_latency_history_dependency: the
 --     (dependency_id, recorded_at, latency_ms) index serves every lookup it
 --     served, and each index costs one more write per history row.
@@ -34,6 +40,26 @@ CREATE TRIGGER span_resources_cascade
     AFTER DELETE ON span_resources
     REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION depsera_span_resources_cascade();
+
+ALTER TABLE dependency_latency_history DROP CONSTRAINT dependency_latency_history_dependency_id_fkey;
+ALTER TABLE dependency_error_history DROP CONSTRAINT dependency_error_history_dependency_id_fkey;
+
+CREATE FUNCTION depsera_dependencies_cascade()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    DELETE FROM dependency_latency_history WHERE dependency_id IN (SELECT id FROM gone);
+    DELETE FROM dependency_error_history WHERE dependency_id IN (SELECT id FROM gone);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER dependencies_cascade
+    AFTER DELETE ON dependencies
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION depsera_dependencies_cascade();
 
 DROP INDEX idx_latency_history_dependency;
 
