@@ -2,6 +2,7 @@
 #include "depsera/otlp_ingest.h"
 #include "depsera/ttlcache.h"
 #include "depsera/util.h"
+#include "depsera/worker_listen.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -91,6 +92,18 @@ void dps_ingest_service_cache_clear(void)
     dps_ttlcache_clear(pushed);
 }
 
+/* A change of a service (NOTIFY depsera_cache from the services API) reaches the cache at once. */
+static void follow_notifications(void)
+{
+    static uint64_t seen;
+    uint64_t now = dps_worker_listen_generation();
+
+    if (now != seen) {
+        seen = now;
+        dps_ingest_service_cache_clear();
+    }
+}
+
 static size_t cache_key(const dps_ingest_t *in, const char *name, char **out)
 {
     size_t t = strlen(in->team_id), n = strlen(name);
@@ -151,6 +164,7 @@ int dps_ingest_resolve_service(dps_ingest_t *in, const char *name, dps_ingest_se
     size_t key_len = cache_key(in, name, &key);
     int created = 0;
 
+    follow_notifications();
     if (key_len > 0 && from_cache(in, key, key_len, name, out))
         goto warn;
     if ((res = dps_ingest_stmt(in, &find_stmt, p)) == NULL)
