@@ -51,6 +51,10 @@ SRCS = \
 	src/otlp/ttlcache.c \
 	src/poll/poller.c \
 	src/poll/ssrf.c \
+	src/poll/parse_common.c \
+	src/poll/parse_default.c \
+	src/poll/parse_schema.c \
+	src/poll/parse_prometheus.c \
 	src/otlp/percentile.c \
 	src/otlp/mapping.c \
 	src/otlp/unicase.c \
@@ -88,7 +92,10 @@ UNIT_TESTS = \
 	tests/unit/check_apikey \
 	tests/unit/check_ttlcache \
 	tests/unit/check_arena \
-	tests/unit/check_otlp_decode
+	tests/unit/check_otlp_decode \
+	tests/unit/check_poll_default \
+	tests/unit/check_poll_schema \
+	tests/unit/check_poll_prometheus
 
 # OTLP protobuf definitions (proto/README.md); their C is generated into $(GEN_PROTO) at build time.
 PROTO_FILES = \
@@ -116,7 +123,8 @@ export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_s
 export LSAN_OPTIONS  ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
-FUZZ_TARGETS = fuzz_router fuzz_log fuzz_ssrf fuzz_otlp_url fuzz_otlp_protobuf fuzz_otlp_json fuzz_otlp_gzip
+FUZZ_TARGETS = fuzz_router fuzz_log fuzz_ssrf fuzz_otlp_url fuzz_otlp_protobuf fuzz_otlp_json fuzz_otlp_gzip \
+               fuzz_poll_default fuzz_poll_schema fuzz_poll_prometheus
 FUZZ_SECONDS ?= 30
 FUZZ_CC      ?= clang
 FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -I$(GEN_PROTO) -D_GNU_SOURCE $(LIB_CFLAGS)
@@ -127,6 +135,10 @@ fuzz_otlp_url_SRCS = src/otlp/discover.c src/otlp/unicase.c
 fuzz_otlp_protobuf_SRCS = src/otlp/arena.c src/otlp/decode.c src/otlp/encode.c src/http/jsonbuf.c src/core/util.c $(PROTO_C)
 fuzz_otlp_json_SRCS     = $(fuzz_otlp_protobuf_SRCS)
 fuzz_otlp_gzip_SRCS     = $(fuzz_otlp_protobuf_SRCS)
+fuzz_poll_default_SRCS  = src/poll/parse_common.c src/poll/parse_default.c src/poll/parse_schema.c \
+                          src/poll/parse_prometheus.c src/otlp/unicase.c src/otlp/percentile.c src/core/util.c
+fuzz_poll_schema_SRCS     = $(fuzz_poll_default_SRCS)
+fuzz_poll_prometheus_SRCS = $(fuzz_poll_default_SRCS)
 
 .PHONY: all check unit integration bench bench-decode fuzz man-check install uninstall clean distclean format man run deps
 all: depsera
