@@ -11,6 +11,7 @@
 #include "depsera/otlp_decode.h"
 #include "depsera/router.h"
 #include "depsera/stmt.h"
+#include "depsera/ttlcache.h"
 #include "depsera/upsert.h"
 
 void dps_otlp_traces(dps_req_t *r);
@@ -24,9 +25,12 @@ typedef struct {
     const char *team_id;
     dps_jsonbuf_t warnings; /* JSON array text of every warning so far (§2.3), without its ']' */
     size_t nwarnings;
-    dps_status_changes_t changes; /* §7.3, written at the end */
-    PGresult *failed;             /* the statement that failed an entry (cleared by the caller) */
-    const char *entry_error;      /* or a message of ours for a rejected entry (arena or static) */
+    dps_status_changes_t changes;  /* §7.3, written at the end */
+    PGresult *failed;              /* the statement that failed an entry (cleared by the caller) */
+    const char *entry_error;       /* or a message of ours for a rejected entry (arena or static) */
+    int need_partition;            /* the COPY found no span partition for today */
+    struct dps_cache_later *later; /* cache entries to store once the transaction committed */
+    size_t nlater, caplater;
 } dps_ingest_t;
 
 /* The resolved service of an entry (§3). Strings in the arena. */
@@ -52,6 +56,10 @@ const char *dps_ingest_service_name(dps_ingest_t *in, const Opentelemetry__Proto
 int dps_ingest_resolve_service(dps_ingest_t *in, const char *name, dps_ingest_service_t *out);
 /* §2.4d: the push result of an entry's service. 0, or -1. */
 int dps_ingest_push_result(dps_ingest_t *in, const dps_ingest_service_t *svc);
+
+/* Store key -> value in cache c (not NULL) once this request's transaction has committed: what a
+ * request wrote, or read after an earlier entry of it wrote, may yet be rolled back. */
+void dps_ingest_cache_later(dps_ingest_t *in, dps_ttlcache_t *c, const void *key, size_t key_len, const void *value, size_t len);
 
 /* Forget the per-worker lookups (after a failure that a stale one may have caused). */
 void dps_ingest_service_cache_clear(void);

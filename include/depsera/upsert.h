@@ -50,6 +50,8 @@ int dps_upsert_statuses(dps_db_t *db, const char *service_id, const char *servic
 
 /* Writes the collected changes as status_change_events rows (recorded now). 0, or -1 as above. */
 int dps_upsert_write_changes(dps_db_t *db, const dps_status_changes_t *changes, PGresult **failed);
+/* Drop the changes after the first n (those of a rolled-back entry). */
+void dps_status_changes_truncate(dps_status_changes_t *c, size_t n);
 void dps_status_changes_free(dps_status_changes_t *c);
 
 #endif

@@ -83,7 +83,7 @@ static int take(dps_ingest_t *in, PGresult *res, dps_ingest_service_t *out)
 
 /* Found services by team and name, and services whose push result was written without warnings, for
  * a second: a busy service costs its lookup and its services-row write once a second per worker, not
- * on every push. A service created by a push is cached only once found (committed) by a later one. */
+ * on every push. Entries are stored once the request committed (dps_ingest_cache_later). */
 static dps_ttlcache_t *found, *pushed;
 
 void dps_ingest_service_cache_clear(void)
@@ -133,25 +133,20 @@ static int from_cache(dps_ingest_t *in, const char *key, size_t key_len, const c
     return out->id != NULL && out->format != NULL && (sc[0] != '1' || out->schema_config != NULL);
 }
 
-static void to_cache(const char *key, size_t key_len, const dps_ingest_service_t *svc)
+static void to_cache(dps_ingest_t *in, const char *key, size_t key_len, const dps_ingest_service_t *svc)
 {
     size_t a = strlen(svc->id), b = strlen(svc->format), c = svc->schema_config != NULL ? strlen(svc->schema_config) : 0;
-    char *v = malloc(a + b + c + 4);
+    char *v = dps_arena_alloc(in->arena, a + b + c + 4);
 
-    if (found == NULL)
-        found = dps_ttlcache_create(4096, 1000);
-    if (found == NULL || v == NULL) {
-        free(v);
+    if ((found == NULL && (found = dps_ttlcache_create(4096, 1000)) == NULL) || v == NULL)
         return;
-    }
     memcpy(v, svc->id, a + 1);
     memcpy(v + a + 1, svc->format, b + 1);
     v[a + b + 2] = svc->schema_config != NULL ? '1' : '0';
     if (c > 0)
         memcpy(v + a + b + 3, svc->schema_config, c);
     v[a + b + 3 + c] = '\0';
-    (void)dps_ttlcache_put(found, key, key_len, v, a + b + c + 4, dps_mono_ms());
-    free(v);
+    dps_ingest_cache_later(in, found, key, key_len, v, a + b + c + 4);
 }
 
 /* Services have no unique name per team, so two requests creating the same service serialize on an
@@ -162,7 +157,6 @@ int dps_ingest_resolve_service(dps_ingest_t *in, const char *name, dps_ingest_se
     PGresult *res;
     char *key;
     size_t key_len = cache_key(in, name, &key);
-    int created = 0;
 
     follow_notifications();
     if (key_len > 0 && from_cache(in, key, key_len, name, out))
@@ -185,12 +179,11 @@ int dps_ingest_resolve_service(dps_ingest_t *in, const char *name, dps_ingest_se
                                   "RETURNING id, name, health_endpoint_format, schema_config",
                                   2, p)) == NULL)
             return -1;
-        created = 1;
     }
     if (take(in, res, out) != 0)
         return -1;
-    if (!created && key_len > 0)
-        to_cache(key, key_len, out);
+    if (key_len > 0)
+        to_cache(in, key, key_len, out);
 warn:
     if (strcmp(out->format, "otlp") != 0) {
         static const char fmt[] =
@@ -219,7 +212,9 @@ int dps_ingest_push_result(dps_ingest_t *in, const dps_ingest_service_t *svc)
     PQclear(res);
     if (res == NULL)
         return -1;
-    if (p[1] == NULL && (pushed != NULL || (pushed = dps_ttlcache_create(4096, 1000)) != NULL))
-        (void)dps_ttlcache_put(pushed, svc->id, strlen(svc->id), "", 0, dps_mono_ms());
+    if (p[1] != NULL)
+        dps_ttlcache_clear(pushed); /* a later clean push must write again, to clear these warnings */
+    else if (pushed != NULL || (pushed = dps_ttlcache_create(4096, 1000)) != NULL)
+        dps_ingest_cache_later(in, pushed, svc->id, strlen(svc->id), "", 0);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* One resourceSpans entry (otlp-ingestion.md §8): its resource stored once, every span written with
  * COPY (binary), CLIENT and PRODUCER spans turned into dependencies (§8.2-8.5) through the shared
  * upsert, and auto-associations suggested (§8.6). */
+#include "depsera/log.h"
 #include "depsera/otlp_discover.h"
 #include "depsera/otlp_encode.h"
 #include "depsera/otlp_ingest.h"
@@ -120,9 +121,8 @@ static int resource_id(dps_ingest_t *in, const char *service_name, const Opentel
         if (PQntuples(r) > 0) {
             snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
             rc = 0;
-            /* only a committed row: one inserted here would vanish with a rollback */
-            if (PQgetvalue(r, 0, 1)[0] == 'f' && (resources != NULL || (resources = dps_ttlcache_create(4096, 60000)) != NULL))
-                (void)dps_ttlcache_put(resources, digest, sizeof(digest), out, strlen(out), dps_mono_ms());
+            if (resources != NULL || (resources = dps_ttlcache_create(4096, 60000)) != NULL)
+                dps_ingest_cache_later(in, resources, digest, sizeof(digest), out, strlen(out));
         }
     }
     PQclear(r);
@@ -306,6 +306,9 @@ static int copy_spans(dps_ingest_t *in, const Opentelemetry__Proto__Trace__V1__R
     /* the COPY's result, then the end of its command */
     while ((res = PQgetResult(in->conn)) != NULL) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            /* spans has no CHECK constraint: a check violation is a row without a partition */
+            in->need_partition = state != NULL && strcmp(state, "23514") == 0;
             PQclear(in->failed);
             in->failed = res;
             ok = 0;
@@ -452,7 +455,7 @@ static int associated_recently(dps_ingest_t *in, const char *service_id, const c
     if (dps_ttlcache_get(associated, key, a + 1 + b, now, &len) != NULL)
         return 1;
     if (associated != NULL || (associated = dps_ttlcache_create(16384, 60000)) != NULL)
-        (void)dps_ttlcache_put(associated, key, a + 1 + b, "", 0, now);
+        dps_ingest_cache_later(in, associated, key, a + 1 + b, "", 0);
     return 0;
 }
 
@@ -461,7 +464,7 @@ static int associate(dps_ingest_t *in, const dps_ingest_service_t *svc, const dp
     const char *p[4] = {in->team_id, svc->id, NULL, NULL};
     PGresult *services = NULL, *deps = NULL, *aliases = NULL, *res;
     dps_pgarray_t names, dep_ids, targets, types;
-    int rc = -1;
+    int rc = -1, guarded = 0;
 
     dps_pgarray_init(&names), dps_pgarray_init(&dep_ids), dps_pgarray_init(&targets), dps_pgarray_init(&types);
     char *want = dps_arena_calloc(in->arena, n ? n : 1);
@@ -477,6 +480,11 @@ static int associate(dps_ingest_t *in, const dps_ingest_service_t *svc, const dp
         rc = 0;
         goto out;
     }
+    /* §8.6.2f: an association error is logged, never the entry's: its statements run in a savepoint */
+    if ((res = dps_ingest_sql(in, "SAVEPOINT association", 0, NULL)) == NULL)
+        goto out;
+    PQclear(res);
+    guarded = 1;
     if ((p[2] = dps_pgarray_text(&names)) == NULL || (services = dps_ingest_stmt(in, &team_services_stmt, p)) == NULL ||
         (deps = dps_ingest_stmt(in, &service_deps_stmt, p + 1)) == NULL ||
         (aliases = dps_ingest_stmt(in, &aliases_stmt, p + 2)) == NULL)
@@ -508,6 +516,16 @@ static int associate(dps_ingest_t *in, const dps_ingest_service_t *svc, const dp
         }
     }
 out:
+    if (rc != 0 && guarded && PQstatus(in->conn) == CONNECTION_OK) {
+        DPS_LOG(DPS_LOG_WARN, "auto-association failed", DPS_F_STR("service_id", svc->id),
+                DPS_F_STR("error", in->failed != NULL ? PQresultErrorMessage(in->failed) : "out of memory"));
+        if ((res = dps_ingest_sql(in, "ROLLBACK TO SAVEPOINT association", 0, NULL)) != NULL) {
+            PQclear(res);
+            PQclear(in->failed);
+            in->failed = NULL;
+            rc = 0;
+        }
+    }
     PQclear(services), PQclear(deps), PQclear(aliases);
     dps_pgarray_free(&names), dps_pgarray_free(&dep_ids), dps_pgarray_free(&targets), dps_pgarray_free(&types);
     return rc;

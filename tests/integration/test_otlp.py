@@ -7,6 +7,7 @@ and service names.
 """
 
 import json
+import os
 import uuid
 import zlib
 
@@ -236,6 +237,55 @@ def test_bad_entry_is_rejected_alone(team):
     assert team.sql(f"SELECT count(*) FROM span_resources WHERE service_name = {sql_str(good)}") == "1"
 
 
+def test_two_entries_of_one_service_make_no_false_status_change(team):
+    svc = uniq("dup")
+    req = traces(svc, [span(attrs=[("db.system", "postgresql")])], [("host.name", "h1")])
+    rs = req.resource_spans.add()
+    rs.resource.attributes.extend([otlp_pb.attr("service.name", svc), otlp_pb.attr("host.name", "h2")])
+    rs.scope_spans.add().spans.extend([span(attrs=[("db.system", "postgresql")])])
+    assert team.post("/v1/traces", req).status == 200
+    assert team.sql(f"SELECT count(*) FROM status_change_events WHERE service_id = '{team.service(svc)}'") == "0"
+    assert team.sql(f"SELECT count(*) FROM span_resources WHERE service_name = {sql_str(svc)}") == "2"
+
+
+def test_database_error_text_is_not_sent_to_the_client(team):
+    svc = uniq("leak")
+    name = os.urandom(6400).hex()  # 12,800 random bytes: too long for the name index, compressed or not
+    req = gauge_request(svc, [("dependency.health.status", "gauge", [([("dependency.name", name)], 0, 0)], {})])
+    r = team.post("/v1/metrics", req)
+    assert r.status == 200, r
+    msg = otlp_pb.metrics_service().ExportMetricsServiceResponse.FromString(r.body).partial_success.error_message
+    assert msg.startswith("Entry could not be stored (database error "), msg
+    assert "index" not in msg
+
+
+def test_concurrent_unhealthy_pushes_write_one_error_row(team):
+    import threading
+    import time
+    from conftest import BackgroundTx
+    svc = uniq("conc")
+    assert team.post("/v1/traces", traces(svc, [span(kind=4, attrs=[("peer.service", "q")])])).status == 200
+    sid = team.service(svc)
+    tx = BackgroundTx(team.env.db.url)
+    try:
+        tx.run(f"BEGIN; SELECT 1 FROM dependencies WHERE service_id = '{sid}' FOR UPDATE;")
+        out = []
+        pushers = [threading.Thread(target=lambda: out.append(team.post("/v1/traces", traces(
+            svc, [span(kind=4, attrs=[("peer.service", "q")], error=True)])).status)) for _ in range(2)]
+        for th in pushers:
+            th.start()
+        time.sleep(1.0)  # both wait on the row lock
+        tx.run("COMMIT;")
+        for th in pushers:
+            th.join(20)
+    finally:
+        tx.close()
+    assert out == [200, 200]
+    assert team.sql(f"SELECT count(*) FROM dependency_error_history h JOIN dependencies d ON d.id = h.dependency_id "
+                    f"WHERE d.service_id = '{sid}'") == "1"
+    assert team.sql(f"SELECT count(*) FROM status_change_events WHERE service_id = '{sid}'") == "1"
+
+
 def test_existing_service_with_another_format_warns(team):
     name = uniq("polled")
     team.sql(f"INSERT INTO services (name, team_id, health_endpoint) VALUES ({sql_str(name)}, '{team.id}', "
@@ -306,6 +356,35 @@ def test_database_outage_is_503_then_the_retry_is_accepted(own_cluster, own_db, 
     n = int(t.sql(f"SELECT count(*) FROM spans s JOIN span_resources r ON r.id = s.resource_id "
                   f"WHERE r.service_name = {sql_str(svc)}"))
     assert n == 40, n
+
+
+def test_nothing_is_cached_from_a_transaction_that_did_not_commit(cluster, server):
+    d = cluster.create_db()
+    try:
+        migrate(d.url, "up")
+        e = Env()
+        e.db, e.srv = d, server(d.url, args=["--no-poller", "--no-pruner"], workers=1)
+        t = Team(e)
+        svc = uniq("rolled-back")
+        # COMMIT fails (a deferred trigger): the request is answered 503 and its rows are gone
+        t.sql("CREATE FUNCTION pg_temp_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no'; END $$")
+        t.sql("CREATE CONSTRAINT TRIGGER fail_at_commit AFTER INSERT ON span_resources DEFERRABLE INITIALLY DEFERRED "
+              "FOR EACH ROW EXECUTE FUNCTION pg_temp_fail()")
+        assert t.post("/v1/traces", traces(svc, [span(attrs=[("peer.service", "db")])])).status == 503
+        t.sql("DROP TRIGGER fail_at_commit ON span_resources")
+        # the worker did not keep the rolled-back service or resource: the next push writes them anew
+        r = t.post("/v1/traces", traces(svc, [span(attrs=[("peer.service", "db")])]))
+        assert r.status == 200, r
+        assert t.sql("SELECT count(*) FROM spans s WHERE NOT EXISTS "
+                     "(SELECT 1 FROM span_resources r WHERE r.id = s.resource_id)") == "0"
+        assert t.sql(f"SELECT count(*) FROM services WHERE name = {sql_str(svc)}") == "1"
+        # a push with warnings is not hidden by the one-second memo of a clean one
+        clean, warned = traces(svc, [span(attrs=[("peer.service", "x")])]), traces(svc, [span(name="mystery")])
+        for body in (clean, warned, clean):
+            assert t.post("/v1/traces", body).status == 200
+        assert t.sql(f"SELECT coalesce(poll_warnings::text, 'NULL') FROM services WHERE name = {sql_str(svc)}") == "NULL"
+    finally:
+        d.drop()
 
 
 def test_worker_killed_mid_batch_loses_nothing_answered_200(cluster, server):
