@@ -59,6 +59,8 @@ SRCS = \
 	src/otlp/mapping.c \
 	src/otlp/unicase.c \
 	src/otlp/discover.c \
+	src/prune/schedule.c \
+	src/prune/run.c \
 	src/prune/pruner.c \
 	src/cli/commands.c \
 	src/cli/migrate.c \
@@ -70,7 +72,8 @@ MIGRATIONS = \
 	schema/002_dependencies \
 	schema/003_api_keys \
 	schema/004_spans \
-	schema/005_ingest_path
+	schema/005_ingest_path \
+	schema/006_pruner
 
 UNIT_TESTS = \
 	tests/unit/check_config \
@@ -95,7 +98,8 @@ UNIT_TESTS = \
 	tests/unit/check_otlp_decode \
 	tests/unit/check_poll_default \
 	tests/unit/check_poll_schema \
-	tests/unit/check_poll_prometheus
+	tests/unit/check_poll_prometheus \
+	tests/unit/check_prune
 
 # OTLP protobuf definitions (proto/README.md); their C is generated into $(GEN_PROTO) at build time.
 PROTO_FILES = \

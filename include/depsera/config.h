@@ -36,6 +36,7 @@ typedef struct dps_config {
     char *ssrf_allowlist;
     long long data_retention_days;
     char *retention_cleanup_time;
+    long long pruner_check_interval_ms;
     long long default_poll_interval_ms;
     long long alert_cooldown_minutes;
     long long alert_rate_limit_per_hour;

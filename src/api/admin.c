@@ -130,13 +130,30 @@ static json_t *settings_json(dps_req_t *r)
     return out;
 }
 
+/* The last retention run (pruner_runs, written by the pruner), or JSON null before the first one. */
+static json_t *last_run_json(dps_req_t *r)
+{
+    PGresult *res = dps_req_sql(r, NULL,
+                                "SELECT started_at AS at, finished_at, duration_ms, data_retention_days, span_retention_days, "
+                                "cutoff, span_cutoff, counts, partitions_created, partitions_dropped, node FROM pruner_runs",
+                                0, NULL);
+
+    if (res == NULL)
+        return NULL;
+    return PQntuples(res) == 0 ? json_null() : dps_row_json(res, 0);
+}
+
 void dps_api_admin_settings_get(dps_req_t *r)
 {
-    json_t *s;
+    json_t *s, *last;
 
     if (dps_require_admin(r) != 0 || (s = settings_json(r)) == NULL)
         return;
-    dps_http_json(r, 200, json_pack("{s:o}", "settings", s));
+    if ((last = last_run_json(r)) == NULL) {
+        json_decref(s);
+        return;
+    }
+    dps_http_json(r, 200, json_pack("{s:o,s:o}", "settings", s, "retention_last_run", last));
 }
 
 static const setting_t *find_setting(const char *key)
