@@ -23,6 +23,7 @@ SRCS = \
 	src/http/session.c \
 	src/http/clientip.c \
 	src/http/limiter.c \
+	src/http/bucket.c \
 	src/http/jsonbuf.c \
 	src/http/response.c \
 	src/http/worker.c \
@@ -82,6 +83,7 @@ UNIT_TESTS = \
 	tests/unit/check_migrate \
 	tests/unit/check_util \
 	tests/unit/check_limiter \
+	tests/unit/check_bucket \
 	tests/unit/check_clientip \
 	tests/unit/check_session \
 	tests/unit/check_ssrf \
