@@ -137,7 +137,7 @@ FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -I$(GEN_PRO
 fuzz_router_SRCS = src/http/router.c
 fuzz_log_SRCS    = src/core/log.c src/core/util.c
 fuzz_ssrf_SRCS   = src/poll/ssrf.c
-fuzz_otlp_url_SRCS = src/otlp/discover.c src/otlp/unicase.c
+fuzz_otlp_url_SRCS = src/otlp/discover.c src/otlp/unicase.c src/core/util.c
 fuzz_otlp_protobuf_SRCS = src/otlp/arena.c src/otlp/decode.c src/otlp/encode.c src/http/jsonbuf.c src/core/util.c $(PROTO_C)
 fuzz_otlp_json_SRCS     = $(fuzz_otlp_protobuf_SRCS)
 fuzz_otlp_gzip_SRCS     = $(fuzz_otlp_protobuf_SRCS)

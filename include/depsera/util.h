@@ -34,6 +34,9 @@ int dps_is_uuid(const char *s);
 /* The bounds [*from, *to) of s (len bytes of valid UTF-8) without the leading and trailing white
  * space that JavaScript's String.prototype.trim removes (the API trims names as the original did). */
 void dps_js_trim(const char *s, size_t len, size_t *from, size_t *to);
+/* JavaScript's String(d) for a double into buf (at least 32 bytes): shortest round-trip digits,
+ * plain notation for 1e-7 <= |d| < 1e21, exponent notation otherwise; NaN, Infinity, -Infinity. */
+void dps_js_number(double d, char *buf);
 
 /* Sleep for ms milliseconds, returning early (with -1) if interrupted by a signal. */
 int dps_sleep_ms(int64_t ms);

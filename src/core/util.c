@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 int64_t dps_now_ms(void)
@@ -141,4 +142,53 @@ void dps_js_trim(const char *s, size_t len, size_t *from, size_t *to)
             last = q + n;
     *from = (size_t)(p - (const unsigned char *)s);
     *to = (size_t)(last - (const unsigned char *)s);
+}
+
+/* JavaScript's String(d) (Number::toString): the shortest digits that read back as d, in plain notation
+ * for 1e-7 <= |d| < 1e21 and exponent notation otherwise. buf holds at least 32 bytes. */
+void dps_js_number(double d, char *buf)
+{
+    char tmp[40], digits[20];
+    const char *t = tmp;
+    int k = 0, n, e;
+    size_t o = 0;
+
+    if (isnan(d) || isinf(d) || d == 0) {
+        strcpy(buf, isnan(d) ? "NaN" : isinf(d) ? (d > 0 ? "Infinity" : "-Infinity") : "0");
+        return;
+    }
+    for (int p = 1; p <= 17; p++) { /* correctly rounded p digits: the first that round-trips is the answer */
+        snprintf(tmp, sizeof(tmp), "%.*e", p - 1, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    if (*t == '-')
+        buf[o++] = '-', t++;
+    for (; *t != '\0' && *t != 'e' && *t != 'E'; t++)
+        if (*t >= '0' && *t <= '9' && k < (int)sizeof(digits))
+            digits[k++] = *t;
+    n = atoi(t + (*t != '\0')) + 1; /* d = 0.digits × 10^n */
+    if (k <= n && n <= 21) {
+        memcpy(buf + o, digits, (size_t)k), o += (size_t)k;
+        for (int z = k; z < n; z++)
+            buf[o++] = '0';
+    } else if (n > 0 && n <= 21) {
+        memcpy(buf + o, digits, (size_t)n), o += (size_t)n;
+        buf[o++] = '.';
+        memcpy(buf + o, digits + n, (size_t)(k - n)), o += (size_t)(k - n);
+    } else if (n > -6 && n <= 0) {
+        buf[o++] = '0', buf[o++] = '.';
+        for (int z = 0; z < -n; z++)
+            buf[o++] = '0';
+        memcpy(buf + o, digits, (size_t)k), o += (size_t)k;
+    } else {
+        e = n - 1;
+        buf[o++] = digits[0];
+        if (k > 1) {
+            buf[o++] = '.';
+            memcpy(buf + o, digits + 1, (size_t)(k - 1)), o += (size_t)(k - 1);
+        }
+        o += (size_t)snprintf(buf + o, 8, "e%c%d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+    }
+    buf[o] = '\0';
 }

@@ -1,6 +1,7 @@
 /* Dependency discovery from spans: target names, types, descriptions and per-target aggregation (§8.2–§8.6). */
 #include "depsera/otlp_discover.h"
 #include "depsera/unicase.h"
+#include "depsera/util.h"
 
 #include <limits.h>
 #include <math.h>
@@ -29,55 +30,6 @@ int dps_discover_truthy(const dps_otlp_attr_t *a)
     return 0;
 }
 
-/* JavaScript's String(d) (Number::toString): the shortest digits that read back as d, in plain notation
- * for 1e-7 <= |d| < 1e21 and exponent notation otherwise. buf holds at least 32 bytes. */
-static void js_number(double d, char *buf)
-{
-    char tmp[40], digits[20];
-    const char *t = tmp;
-    int k = 0, n, e;
-    size_t o = 0;
-
-    if (isnan(d) || isinf(d) || d == 0) {
-        strcpy(buf, isnan(d) ? "NaN" : isinf(d) ? (d > 0 ? "Infinity" : "-Infinity") : "0");
-        return;
-    }
-    for (int p = 1; p <= 17; p++) { /* correctly rounded p digits: the first that round-trips is the answer */
-        snprintf(tmp, sizeof(tmp), "%.*e", p - 1, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    if (*t == '-')
-        buf[o++] = '-', t++;
-    for (; *t != '\0' && *t != 'e' && *t != 'E'; t++)
-        if (*t >= '0' && *t <= '9' && k < (int)sizeof(digits))
-            digits[k++] = *t;
-    n = atoi(t + (*t != '\0')) + 1; /* d = 0.digits × 10^n */
-    if (k <= n && n <= 21) {
-        memcpy(buf + o, digits, (size_t)k), o += (size_t)k;
-        for (int z = k; z < n; z++)
-            buf[o++] = '0';
-    } else if (n > 0 && n <= 21) {
-        memcpy(buf + o, digits, (size_t)n), o += (size_t)n;
-        buf[o++] = '.';
-        memcpy(buf + o, digits + n, (size_t)(k - n)), o += (size_t)(k - n);
-    } else if (n > -6 && n <= 0) {
-        buf[o++] = '0', buf[o++] = '.';
-        for (int z = 0; z < -n; z++)
-            buf[o++] = '0';
-        memcpy(buf + o, digits, (size_t)k), o += (size_t)k;
-    } else {
-        e = n - 1;
-        buf[o++] = digits[0];
-        if (k > 1) {
-            buf[o++] = '.';
-            memcpy(buf + o, digits + 1, (size_t)(k - 1)), o += (size_t)(k - 1);
-        }
-        o += (size_t)snprintf(buf + o, 8, "e%c%d", e < 0 ? '-' : '+', e < 0 ? -e : e);
-    }
-    buf[o] = '\0';
-}
-
 /* String(value): the string itself, or the number or boolean written into num (32 bytes). */
 static const char *str_of(const dps_otlp_attr_t *a, char *num)
 {
@@ -88,7 +40,7 @@ static const char *str_of(const dps_otlp_attr_t *a, char *num)
         snprintf(num, 32, "%lld", (long long)a->i);
         return num;
     case DPS_OTLP_DOUBLE:
-        js_number(a->d, num);
+        dps_js_number(a->d, num);
         return num;
     case DPS_OTLP_BOOL:
         return a->b ? "true" : "false";

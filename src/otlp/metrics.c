@@ -2,6 +2,7 @@
  * record per dependency name with the service's mapping, then written through the shared upsert
  * with discovery_source 'otlp_metric'. */
 #include "depsera/otlp_ingest.h"
+#include "depsera/util.h"
 #include "depsera/otlp_mapping.h"
 #include "depsera/otlp_percentile.h"
 
@@ -117,9 +118,7 @@ static int unwrap(dps_arena_t *a, const any_value_t *v, label_t *out)
         snprintf(text, sizeof(text), "%" PRId64, v->int_value);
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
-        snprintf(text, sizeof(text), "%.15g", v->double_value);
-        if (strtod(text, NULL) != v->double_value)
-            snprintf(text, sizeof(text), "%.17g", v->double_value);
+        dps_js_number(v->double_value, text);
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
         snprintf(text, sizeof(text), "%s", v->bool_value ? "true" : "false");
@@ -138,8 +137,8 @@ static int truthy(const label_t *l)
         return 0;
     if (l->is_string)
         return l->text[0] != '\0';
-    return strcmp(l->text, "0") != 0 && strcmp(l->text, "-0") != 0 && strcmp(l->text, "nan") != 0 && strcmp(l->text, "-nan") != 0 &&
-           strcmp(l->text, "false") != 0;
+    /* the text of a number or boolean is String()'s: 0 and -0 print "0" */
+    return strcmp(l->text, "0") != 0 && strcmp(l->text, "NaN") != 0 && strcmp(l->text, "false") != 0;
 }
 
 /* §5.1.1: the point's attributes through the label map (later duplicates win). */

@@ -30,9 +30,7 @@ static const char *name_of(dps_arena_t *a, const any_value_t *v)
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
         if (!(v->double_value != 0)) /* 0 and NaN are falsy */
             return NULL;
-        snprintf(text, sizeof(text), "%.15g", v->double_value);
-        if (strtod(text, NULL) != v->double_value)
-            snprintf(text, sizeof(text), "%.17g", v->double_value);
+        dps_js_number(v->double_value, text);
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
         return v->bool_value ? "true" : NULL;

@@ -268,53 +268,6 @@ char *pp_json_text(const json_t *v)
     return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
-void pp_js_number(double v, char *buf)
-{
-    char tmp[40], digits[24];
-    int prec, exp10, k = 0, n, neg = v < 0;
-    char *p, *out = buf;
-
-    if (v == 0 || !isfinite(v)) {
-        strcpy(buf, v == 0 ? "0" : isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
-        return;
-    }
-    /* the shortest digit string that reads back as v (what ECMAScript's Number::toString picks) */
-    for (prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, fabs(v));
-        if (strtod(tmp, NULL) == fabs(v))
-            break;
-    }
-    for (p = tmp; *p != 'e'; p++)
-        if (*p != '.')
-            digits[k++] = *p;
-    exp10 = atoi(p + 1);
-    while (k > 1 && digits[k - 1] == '0')
-        k--;
-    digits[k] = '\0';
-    n = exp10 + 1; /* the decimal point sits after n digits */
-    if (neg)
-        *out++ = '-';
-    if (k <= n && n <= 21) {
-        out += sprintf(out, "%s", digits);
-        for (int i = 0; i < n - k; i++)
-            *out++ = '0';
-        *out = '\0';
-    } else if (0 < n && n <= 21) {
-        sprintf(out, "%.*s.%s", n, digits, digits + n);
-    } else if (-6 < n && n <= 0) {
-        out += sprintf(out, "0.");
-        for (int i = 0; i < -n; i++)
-            *out++ = '0';
-        sprintf(out, "%s", digits);
-    } else {
-        if (k == 1)
-            out += sprintf(out, "%s", digits);
-        else
-            out += sprintf(out, "%c.%s", digits[0], digits + 1);
-        sprintf(out, "e%c%d", n - 1 < 0 ? '-' : '+', abs(n - 1));
-    }
-}
-
 /* String(v) appended to buf (len so far), failing once the text would pass limit. Arrays join their
  * elements with commas, null elements as "" (Array.prototype.join); objects are "[object Object]". */
 static int js_string_append(const json_t *v, char *buf, size_t *len, size_t limit, int in_array)
@@ -329,7 +282,7 @@ static int js_string_append(const json_t *v, char *buf, size_t *len, size_t limi
         break;
     case JSON_INTEGER:
     case JSON_REAL:
-        pp_js_number(json_number_value(v), num);
+        dps_js_number(json_number_value(v), num);
         s = num, n = strlen(num);
         break;
     case JSON_TRUE:

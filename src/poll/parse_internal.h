@@ -42,8 +42,6 @@ int pp_blank(const char *s);
 /* JavaScript's String(v) of a JSON value into a malloc'd string, NULL when out of memory or when the text
  * would exceed `limit` bytes (the callers only compare it with a string of known length). */
 char *pp_js_string(const json_t *v, size_t limit);
-/* JavaScript's Number.prototype.toString() of a finite double (buf ≥ 32 bytes). */
-void pp_js_number(double v, char *buf);
 /* A double as the int of the row: truncated, saturated, NaN → 0. */
 int pp_clamp_int(double v);
 /* strdup that tolerates NULL; *oom set when a non-NULL string could not be copied. */

@@ -4,6 +4,7 @@
 #include "depsera/util.h"
 
 #include <check.h>
+#include <math.h>
 
 #include "unit.h"
 #include <signal.h>
@@ -108,6 +109,33 @@ START_TEST(describe_status)
 }
 END_TEST
 
+/* JavaScript's String(number), as Node prints it. */
+START_TEST(js_number)
+{
+    static const struct {
+        double d;
+        const char *out;
+    } cases[] = {
+        {0, "0"},         {-0.0, "0"},           {1, "1"},
+        {-2.5, "-2.5"},   {0.1, "0.1"},          {1e21, "1e+21"},
+        {1e20, "100000000000000000000"},          {123456789012345680000.0, "123456789012345680000"},
+        {1e-7, "1e-7"},   {0.000001, "0.000001"}, {1.5e-10, "1.5e-10"},
+        {5e-324, "5e-324"}, {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {0.30000000000000004, "0.30000000000000004"},
+    };
+    char buf[32];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        dps_js_number(cases[i].d, buf);
+        ck_assert_str_eq(buf, cases[i].out);
+    }
+    dps_js_number(NAN, buf);
+    ck_assert_str_eq(buf, "NaN");
+    dps_js_number(-INFINITY, buf);
+    ck_assert_str_eq(buf, "-Infinity");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("util");
@@ -120,6 +148,7 @@ int main(void)
     tcase_add_test(tc, describe_status);
     tcase_add_test(tc, uuid);
     tcase_add_test(tc, js_trim);
+    tcase_add_test(tc, js_number);
     suite_add_tcase(s, tc);
     return dps_check_run(s);
 }
