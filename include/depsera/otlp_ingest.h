@@ -24,6 +24,7 @@ typedef struct {
     dps_arena_t *arena;
     const char *team_id;
     dps_jsonbuf_t warnings; /* JSON array text of every warning so far (§2.3), without its ']' */
+    dps_jsonbuf_t joined;   /* the same warnings joined with "; " (errorMessage, §2.6) */
     size_t nwarnings;
     dps_status_changes_t changes;  /* §7.3, written at the end */
     PGresult *failed;              /* the statement that failed an entry (cleared by the caller) */

@@ -35,6 +35,9 @@ void dps_ingest_warn(dps_ingest_t *in, const char *text)
         return;
     dps_jsonbuf_raw(&in->warnings, in->nwarnings > 1 ? "," : "[", 1);
     dps_jsonbuf_string(&in->warnings, text, strlen(text));
+    if (in->nwarnings > 1)
+        dps_jsonbuf_lit(&in->joined, "; ");
+    dps_jsonbuf_raw(&in->joined, text, strlen(text));
 }
 
 int dps_ingest_fail(dps_ingest_t *in, const char *message)
@@ -391,6 +394,8 @@ static void reset_state(dps_ingest_t *in)
         exec_simple(in->conn, "ROLLBACK");
     dps_jsonbuf_free(&in->warnings);
     dps_jsonbuf_init(&in->warnings, 0);
+    dps_jsonbuf_free(&in->joined);
+    dps_jsonbuf_init(&in->joined, 0);
     in->nwarnings = 0;
     dps_status_changes_free(&in->changes);
     PQclear(in->failed);
@@ -403,31 +408,16 @@ static void reset_state(dps_ingest_t *in)
 /* The errorMessage: the warnings joined with "; " (§2.6), plus how many were not listed. */
 static const char *joined_warnings(dps_ingest_t *in)
 {
-    json_t *arr;
-    dps_jsonbuf_t b;
-    const char *text = dps_ingest_warnings_so_far(in);
-    size_t i;
-    json_t *v;
     char more[64];
     char *out;
 
-    if (text == NULL || (arr = json_loads(text, 0, NULL)) == NULL)
-        return "";
-    dps_jsonbuf_init(&b, 256);
-    json_array_foreach(arr, i, v)
-    {
-        if (i > 0)
-            dps_jsonbuf_lit(&b, "; ");
-        dps_jsonbuf_raw(&b, json_string_value(v), json_string_length(v));
-    }
-    json_decref(arr);
     if (in->nwarnings > MAX_WARNINGS) {
         snprintf(more, sizeof(more), "; ... and %zu more", in->nwarnings - MAX_WARNINGS);
-        dps_jsonbuf_raw(&b, more, strlen(more));
+        dps_jsonbuf_raw(&in->joined, more, strlen(more));
     }
-    out = b.oom ? NULL : dps_arena_strndup(in->arena, b.data, b.len);
-    dps_jsonbuf_free(&b);
-    return out != NULL ? out : "";
+    if (in->joined.oom || in->joined.len == 0 || (out = dps_arena_strndup(in->arena, in->joined.data, in->joined.len)) == NULL)
+        return "";
+    return out;
 }
 
 static int process(dps_req_t *r, dps_ingest_t *in, outcome_t *out)
@@ -525,12 +515,14 @@ static void ingest(dps_req_t *r, signal_t sig)
     in.arena = &arena;
     in.team_id = key.team_id;
     dps_jsonbuf_init(&in.warnings, 0);
+    dps_jsonbuf_init(&in.joined, 0);
     if (process(r, &in, &out) != 0)
         answer_unavailable(r, sig, body.format);
     else
         answer_ok(r, sig, body.format, &arena, out.rejected, out.message);
     reset_state(&in);
     dps_jsonbuf_free(&in.warnings);
+    dps_jsonbuf_free(&in.joined);
     dps_arena_free(&arena);
 }
 

@@ -551,8 +551,8 @@ int dps_ingest_trace_entry(dps_ingest_t *in, const dps_ingest_service_t *svc,
         goto out;
     for (size_t i = 0; i < dps_discover_warning_count(d); i++)
         dps_ingest_warn(in, dps_discover_warning(d, i));
-    for (size_t i = 0; i < dps_discover_warnings_dropped(d); i++)
-        dps_ingest_warn(in, "(warning not kept)"); /* counted in "... and N more" */
+    /* the aggregator keeps more warnings than a response lists: the rest are only counted */
+    in->nwarnings += dps_discover_warnings_dropped(d);
     n = dps_discover_count(d);
     if (n == 0) {
         rc = 0;

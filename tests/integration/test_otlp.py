@@ -220,6 +220,15 @@ def test_unresolvable_target_warns_and_entry_without_service_name_is_rejected(te
         "Skipping resourceSpans entry: missing service.name resource attribute")
 
 
+def test_warnings_are_capped(team):
+    spans = [span(name=f"m{i}", kind=3, span_id=bytes([i]) * 8) for i in range(60)]
+    r = team.post("/v1/traces", traces(uniq("many"), spans))
+    assert r.status == 200, r
+    msg = decode_trace_response(r).partial_success.error_message
+    assert msg.count("has no resolvable target name") == 50
+    assert msg.endswith("; ... and 10 more")
+
+
 def test_bad_entry_is_rejected_alone(team):
     good, bad = uniq("good"), uniq("bad")
     req = traces(good, [span()])
