@@ -137,4 +137,31 @@ static void fuzz_walk_attributes(const ProtobufCMessage *m, int reread)
     }
 }
 
+/* One input decoded as a trace and as a metrics request in `format`: what decodes must repack to the
+ * same protobuf and keep its attributes through OTLP JSON text (read back when `reread`); a refusal
+ * must say why with a message starting with `refusal`. */
+static int fuzz_decode_both(dps_otlp_format_t format, const uint8_t *data, size_t size, int reread, const char *refusal)
+{
+    dps_otlp_body_t body = {format, DPS_OTLP_IDENTITY, data, size, 20u * 1024 * 1024};
+    dps_otlp_traces_t *traces;
+    dps_otlp_metrics_t *metrics;
+    const char *err;
+    dps_arena_t a;
+
+    dps_arena_init(&a, FUZZ_ARENA_LIMIT);
+    if (dps_otlp_decode_traces(&a, &body, &traces, &err) == DPS_OTLP_OK) {
+        fuzz_check_repack(&traces->base, 0);
+        fuzz_walk_attributes(&traces->base, reread);
+    } else if (err == NULL || strncmp(err, refusal, strlen(refusal)) != 0) {
+        __builtin_trap();
+    }
+    dps_arena_free(&a);
+    if (dps_otlp_decode_metrics(&a, &body, &metrics, &err) == DPS_OTLP_OK) {
+        fuzz_check_repack(&metrics->base, 1);
+        fuzz_walk_attributes(&metrics->base, reread);
+    }
+    dps_arena_free(&a);
+    return 0;
+}
+
 #endif
