@@ -74,7 +74,8 @@ MIGRATIONS = \
 	schema/003_api_keys \
 	schema/004_spans \
 	schema/005_ingest_path \
-	schema/006_pruner
+	schema/006_pruner \
+	schema/007_rate_limits
 
 UNIT_TESTS = \
 	tests/unit/check_config \
