@@ -22,7 +22,10 @@ SRCS = \
 	src/http/request.c \
 	src/http/session.c \
 	src/http/clientip.c \
-	src/http/limiter.c \
+	src/limit/limits.c \
+	src/limit/limits_pg.c \
+	src/limit/usage.c \
+	src/http/limit_req.c \
 	src/http/bucket.c \
 	src/http/jsonbuf.c \
 	src/http/response.c \
@@ -83,7 +86,8 @@ UNIT_TESTS = \
 	tests/unit/check_router \
 	tests/unit/check_migrate \
 	tests/unit/check_util \
-	tests/unit/check_limiter \
+	tests/unit/check_limits \
+	tests/unit/check_usage \
 	tests/unit/check_bucket \
 	tests/unit/check_clientip \
 	tests/unit/check_session \
@@ -243,6 +247,7 @@ bench: depsera bench-decode
 	tests/bench/run.sh ./depsera
 	tests/bench/services.sh ./depsera
 	tests/bench/otlp.sh ./depsera
+	tests/bench/limits.sh ./depsera
 
 # Start a local PostgreSQL under .pgdata/ unless DATABASE_URL is set, migrate, serve.
 run: deps depsera

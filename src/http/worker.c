@@ -4,13 +4,15 @@
 #include "depsera/bootstrap.h"
 #include "depsera/clientip.h"
 #include "depsera/db.h"
-#include "depsera/limiter.h"
+#include "depsera/limit_req.h"
+#include "depsera/limits.h"
 #include "depsera/session.h"
 #include "depsera/http.h"
 #include "depsera/log.h"
 #include "depsera/migrate.h"
 #include "depsera/proc.h"
 #include "depsera/routes.h"
+#include "depsera/usage.h"
 #include "depsera/util.h"
 #include "depsera/worker_listen.h"
 
@@ -50,7 +52,7 @@ struct dps_worker {
     dps_db_t *db;
     dps_worker_listen_t *cache_listen; /* NOTIFY depsera_cache: the worker's caches go stale */
     dps_trust_t trust;
-    dps_limiter_t *global_limit, *auth_limit; /* NULL in development (NODE_ENV=development) */
+    dps_limits_t *limits; /* NULL in development (NODE_ENV=development) */
     char id_prefix[13];
     unsigned long long next_req;
 };
@@ -85,6 +87,11 @@ dps_db_t *dps_worker_db(dps_worker_t *w)
 const dps_config_t *dps_worker_config(dps_worker_t *w)
 {
     return w->cfg;
+}
+
+dps_limits_t *dps_worker_limits(dps_worker_t *w)
+{
+    return w->limits;
 }
 
 static void on_conn_close(void *data)
@@ -273,25 +280,12 @@ static int api_early(dps_worker_t *w, dps_req_t *r, const char *path, size_t pat
     return 0;
 }
 
-/* Counts the request against a limiter, sets the draft-6 RateLimit-* headers, and answers 429 with
- * Retry-After when the limit is exceeded. 0 to go on, -1 when answered. */
-static int limit(dps_req_t *r, dps_limiter_t *l, const char *msg)
+/* Counts the request against a per-IP limiter (the draft-6 RateLimit-* headers are set), and answers
+ * 429 with Retry-After when the limit is exceeded. 0 to go on, -1 when answered. */
+static int limit(dps_req_t *r, dps_limit_kind_t kind, const char *msg)
 {
-    dps_limit_result_t res;
-    char v[32];
-
-    if (l == NULL)
+    if (dps_limit_request(r, kind, NULL).allowed)
         return 0;
-    res = dps_limiter_hit(l, r->client_ip, dps_mono_ms());
-    snprintf(v, sizeof(v), "%ld", res.limit);
-    dps_http_set_header(r, "ratelimit-limit", v);
-    snprintf(v, sizeof(v), "%ld", res.remaining);
-    dps_http_set_header(r, "ratelimit-remaining", v);
-    snprintf(v, sizeof(v), "%lld", (long long)((res.reset_ms + 999) / 1000));
-    dps_http_set_header(r, "ratelimit-reset", v);
-    if (res.allowed)
-        return 0;
-    dps_http_set_header(r, "retry-after", v);
     dps_http_error(r, 429, msg);
     return -1;
 }
@@ -310,13 +304,13 @@ static int api_late(dps_worker_t *w, dps_req_t *r, const char *path, size_t path
         }
     }
     if (!(path_len >= 11 && memcmp(path, "/api/health", 11) == 0) &&
-        limit(r, w->global_limit, "Too many requests, please try again later") != 0)
+        limit(r, DPS_LIMIT_API, "Too many requests, please try again later") != 0)
         return -1;
     dps_session_read_cookie(r);
     if (dps_csrf_check(r) != 0)
         return -1;
     if (path_len >= 10 && memcmp(path, "/api/auth/", 10) == 0)
-        return limit(r, w->auth_limit, "Too many authentication attempts, please try again later");
+        return limit(r, DPS_LIMIT_AUTH, "Too many authentication attempts, please try again later");
     return 0;
 }
 
@@ -451,13 +445,9 @@ static int setup(dps_worker_t *w, const dps_config_t *cfg, int listen_fd)
     dps_http_init_common_headers(dps_config_is_production(cfg));
     if (dps_trust_parse(cfg->trust_proxy, &w->trust) != 0)
         return -1;
-    if (!dps_config_is_development(cfg)) {
-        w->global_limit = dps_limiter_create((long)cfg->rate_limit_max, cfg->rate_limit_window_ms, 8192);
-        w->auth_limit = dps_limiter_create((long)cfg->auth_rate_limit_max, cfg->auth_rate_limit_window_ms, 4096);
-        if (w->global_limit == NULL || w->auth_limit == NULL)
-            return -1;
-    }
     if ((w->db = dps_db_create(cfg->database_url, "depsera-worker")) == NULL)
+        return -1;
+    if (!dps_config_is_development(cfg) && (w->limits = dps_limits_create(16384, dps_limits_lease_pg, w->db)) == NULL)
         return -1;
     dps_db_set_on_connect(w->db, on_db_connect, w);
 
@@ -522,9 +512,11 @@ static void teardown(dps_worker_t *w)
 {
     h2o_evloop_t *loop = w->ctx.loop;
 
-    dps_limiter_destroy(w->global_limit);
-    dps_limiter_destroy(w->auth_limit);
-    dps_apikey_flush(w->db, 1); /* last_used_at of the last minute */
+    /* unspent leases back to the shared limiters; usage counts and last_used_at marks written */
+    if (w->limits != NULL && dps_db_is_connected(w->db))
+        dps_limits_release(w->limits, dps_mono_ms());
+    dps_limits_destroy(w->limits);
+    dps_usage_flush(w->db, w->cfg->otlp_usage_flush_interval_ms, 1);
     dps_worker_listen_destroy(w->cache_listen);
     if (close_remaining(w) != 0) {
         /* h2o still holds connections: disposing now would assert; the exit closes the sockets */
@@ -577,7 +569,7 @@ int dps_worker_main(const dps_config_t *cfg, int listen_fd, int ready_fd, dps_ba
     dps_log_set_buffered(1);
     for (;;) {
         h2o_evloop_run(w.ctx.loop, w.resume_accept_at ? 1 : deadline ? 20 : 500);
-        dps_apikey_flush(w.db, 0);
+        dps_usage_flush(w.db, cfg->otlp_usage_flush_interval_ms, 0);
         dps_log_flush();
         resume_accepting(&w);
         if (dps_sig_term && deadline == 0)

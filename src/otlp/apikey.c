@@ -346,7 +346,8 @@ static int write_last_used(const char *ids, const char *times, void *arg)
     PGresult *res;
     int ok;
 
-    if (conn == NULL || PQtransactionStatus(conn) != PQTRANS_IDLE)
+    /* idle, or inside the usage flush's transaction (usage.c) */
+    if (conn == NULL || (PQtransactionStatus(conn) != PQTRANS_IDLE && PQtransactionStatus(conn) != PQTRANS_INTRANS))
         return -1;
     res = PQexecParams(conn, LAST_USED_SQL, 2, NULL, params, NULL, NULL, 0);
     if (!(ok = PQresultStatus(res) == PGRES_COMMAND_OK)) {
@@ -358,6 +359,12 @@ static int write_last_used(const char *ids, const char *times, void *arg)
     }
     PQclear(res);
     return ok ? 0 : -1;
+}
+
+void dps_apikey_flush_due(dps_db_t *db)
+{
+    next_flush_ms = 0;
+    dps_apikey_flush(db, 0);
 }
 
 void dps_apikey_flush(dps_db_t *db, int force)

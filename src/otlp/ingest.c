@@ -6,8 +6,10 @@
 #include "depsera/config.h"
 #include "depsera/db.h"
 #include "depsera/http.h"
+#include "depsera/limit_req.h"
 #include "depsera/log.h"
 #include "depsera/otlp_encode.h"
+#include "depsera/usage.h"
 #include "depsera/util.h"
 
 #include <stdio.h>
@@ -147,7 +149,7 @@ static void answer_error(dps_req_t *r, signal_t sig, dps_otlp_format_t format, i
     if (format == DPS_OTLP_PROTOBUF) {
         size_t len;
         /* gRPC codes: 3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 13 INTERNAL, 14 UNAVAILABLE */
-        char *body = rpc_status(status == 503 ? 14 : status == 413 ? 8 : status >= 500 ? 13 : 3, message, &len);
+        char *body = rpc_status(status == 503 ? 14 : status == 413 || status == 429 ? 8 : status >= 500 ? 13 : 3, message, &len);
         if (body != NULL) {
             dps_http_send_owned(r, status, "application/x-protobuf", body, len);
             return;
@@ -466,6 +468,38 @@ static dps_otlp_status_t decode(dps_arena_t *a, signal_t sig, const dps_otlp_bod
     return dps_otlp_decode_metrics(a, body, (dps_otlp_metrics_t **)out, err);
 }
 
+/* Steps 6-9 of the chain (api-keys-and-rate-limits.md §3-§6): the per-IP limiter of the endpoint,
+ * authentication, the key's token bucket, usage. 0 to go on, -1 when answered. */
+static int admit(dps_req_t *r, signal_t sig, dps_otlp_format_t format, dps_apikey_t *key)
+{
+    dps_limit_decision_t d;
+    char msg[160];
+
+    d = dps_limit_request(r, sig == SIG_TRACES ? DPS_LIMIT_OTLP_TRACES : DPS_LIMIT_OTLP_METRICS, NULL);
+    if (!d.allowed) {
+        answer_error(r, sig, format, 429, "Too many requests to OTLP endpoint, please try again later");
+        return -1;
+    }
+    if (dps_apikey_authenticate(r, key) != 0)
+        return -1;
+    d = dps_limit_request(r, DPS_LIMIT_KEY, key);
+    /* every authenticated request is a push, a refused one is also a rejection (§0) */
+    dps_usage_count(key->id, dps_now_ms(), !d.allowed);
+    if (d.allowed)
+        return 0;
+    snprintf(msg, sizeof(msg), "Rate limit exceeded for API key %s. Limit: %lld req/min. Retry-After: %llds.", key->prefix,
+             (long long)d.limit, (long long)d.retry_after_s);
+    if (format == DPS_OTLP_PROTOBUF) {
+        answer_error(r, sig, format, 429, msg);
+    } else { /* §5: the partialSuccess shape, nothing of the batch counted as rejected (it is to be retried) */
+        dps_jsonbuf_t b;
+        dps_jsonbuf_init(&b, 256);
+        dps_otlp_response_json(&b, sig == SIG_TRACES ? DPS_OTLP_TRACES : DPS_OTLP_METRICS, 0, msg);
+        dps_http_json_buf(r, 429, &b);
+    }
+    return -1;
+}
+
 static void ingest(dps_req_t *r, signal_t sig)
 {
     const dps_config_t *cfg = dps_worker_config(r->worker);
@@ -479,7 +513,7 @@ static void ingest(dps_req_t *r, signal_t sig)
 
     value = header(r, H2O_TOKEN_CONTENT_TYPE, &len);
     body.format = value != NULL ? dps_otlp_content_type(value, len) : DPS_OTLP_FORMAT_UNSUPPORTED;
-    if (dps_apikey_authenticate(r, &key) != 0)
+    if (admit(r, sig, body.format, &key) != 0)
         return;
     if (body.format == DPS_OTLP_FORMAT_UNSUPPORTED) {
         dps_http_error(r, 415, "Unsupported Content-Type: send application/x-protobuf or application/json");

@@ -34,6 +34,9 @@ static const rule_t rules[] = {
                               "bucket_start < (to_timestamp($3::double precision) AT TIME ZONE 'UTC') - interval '30 days'"},
     {"api_key_usage_buckets", "NOT EXISTS (SELECT 1 FROM team_api_keys k WHERE k.id = api_key_id) AND "
                               "bucket_start < (to_timestamp($3::double precision) AT TIME ZONE 'UTC') - interval '7 days'"},
+    /* limiter state untouched for two days is the same as none: every window (at most 1440 minutes)
+     * is over and every bucket full (migration 007) */
+    {"rate_limit_state", "at_ms < ($3::double precision - 172800) * 1000"},
 };
 
 int dps_prune_stop_pending(void)
@@ -339,6 +342,7 @@ static void log_summary(dps_prune_status_t st, json_t *counts, const dps_prune_s
             DPS_F_INT("service_poll_history", count_of(counts, "service_poll_history")),
             DPS_F_INT("dependency_associations", count_of(counts, "dependency_associations")),
             DPS_F_INT("api_key_usage_buckets", count_of(counts, "api_key_usage_buckets")),
+            DPS_F_INT("rate_limit_state", count_of(counts, "rate_limit_state")),
             DPS_F_INT("sessions", count_of(counts, "sessions")), DPS_F_STR("partitions_created", ctext),
             DPS_F_STR("partitions_dropped", dtext), DPS_F_INT("duration_ms", duration_ms));
 }

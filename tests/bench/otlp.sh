@@ -6,30 +6,9 @@
 #   tests/bench/otlp.sh ./depsera
 set -euo pipefail
 
-DEPSERA_BIN=$(realpath "${1:?usage: $0 path/to/depsera}")
-HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-RUNS=${BENCH_RUNS:-3}
-DURATION=${BENCH_DURATION:-10}
-WORKERS=${BENCH_WORKERS:-4}
+BENCH_NAME=otlp
+. "$(dirname "$0")/common.sh"
 SPANS=${BENCH_SPANS:-100}
-PY=${PYTHON:-/usr/bin/python3} # Debian's, with python3-protobuf
-WORK=$(mktemp -d /tmp/depsera-bench-otlp.XXXXXX)
-chmod 755 "$WORK"
-PID=""
-
-cleanup() {
-    set +e
-    [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-    "$REPO/scripts/pg-cluster.sh" destroy "$WORK/pg" >/dev/null 2>&1
-    [ -n "${BENCH_KEEP_TMP:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-log() { printf '[otlp-bench] %s\n' "$*" >&2; }
-
-export DATABASE_URL
-DATABASE_URL=$("$REPO/scripts/pg-cluster.sh" start "$WORK/pg" 2>"$WORK/pg.log" | tail -n 1)
-LOG_LEVEL=warn "$DEPSERA_BIN" migrate up >/dev/null
 key="dps_$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 hash=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
 psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<SQL
@@ -41,11 +20,7 @@ SQL
 "$PY" "$HERE/otlp_bodies.py" metrics "$WORK" 10 20
 mkdir -p "$WORK/big" && "$PY" "$HERE/otlp_bodies.py" traces "$WORK/big" 3 2500 # about 1 MiB each, inflated
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-HOST=127.0.0.1 PORT=$port WORKERS=$WORKERS LOG_LEVEL=warn RATE_LIMIT_MAX=100000000 \
-    "$DEPSERA_BIN" serve --no-poller --no-pruner 2>"$WORK/depsera.log" &
-PID=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health/live" >/dev/null && break; sleep 0.2; done
+start_serve
 
 postmaster=$(head -n 1 "$WORK/pg/data/postmaster.pid")
 cpu_ticks() {

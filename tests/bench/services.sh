@@ -5,29 +5,9 @@
 #   tests/bench/services.sh ./depsera
 set -euo pipefail
 
-DEPSERA_BIN=$(realpath "${1:?usage: $0 path/to/depsera}")
-HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-RUNS=${BENCH_RUNS:-3}
-DURATION=${BENCH_DURATION:-10}
+BENCH_NAME=services
+. "$(dirname "$0")/common.sh"
 CONC=${BENCH_SERVICES_CONCURRENCY:-8}
-WORKERS=${BENCH_WORKERS:-4}
-WORK=$(mktemp -d /tmp/depsera-bench-services.XXXXXX)
-chmod 755 "$WORK"
-PID=""
-
-cleanup() {
-    set +e
-    [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-    "$REPO/scripts/pg-cluster.sh" destroy "$WORK/pg" >/dev/null 2>&1
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-log() { printf '[services-bench] %s\n' "$*" >&2; }
-
-export DATABASE_URL
-DATABASE_URL=$("$REPO/scripts/pg-cluster.sh" start "$WORK/pg" 2>"$WORK/pg.log" | tail -n 1)
-LOG_LEVEL=warn "$DEPSERA_BIN" migrate up >/dev/null
 
 log "seeding 50 teams, 1000 services, 10000 dependencies, 2000 associations"
 psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<'SQL'
@@ -51,12 +31,7 @@ SELECT 'dep-' || d, jsonb_build_object('pager', 'p' || d), 'overridden' FROM gen
 ANALYZE;
 SQL
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-LOCAL_AUTH=true ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD=bench-password HOST=127.0.0.1 PORT=$port \
-    WORKERS=$WORKERS LOG_LEVEL=warn RATE_LIMIT_MAX=100000000 \
-    "$DEPSERA_BIN" serve --no-poller --no-pruner 2>"$WORK/depsera.log" &
-PID=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health/live" >/dev/null && break; sleep 0.2; done
+start_serve LOCAL_AUTH=true ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD=bench-password
 
 jar=$WORK/cookies
 curl -sf -c "$jar" "http://127.0.0.1:$port/api/auth/mode" >/dev/null

@@ -62,6 +62,10 @@ def seed(db):
     INSERT INTO api_key_usage_buckets (api_key_id, bucket_start, granularity, push_count)
         SELECT key, date_trunc('hour', (now() AT TIME ZONE 'UTC') - make_interval(days => d)), 'hour', 1
           FROM unnest(ARRAY['{live_key}', '{gone_key}']::uuid[]) key, unnest(ARRAY[1, 6, 8, 29, 31, 40]) d;
+    -- limiter state last touched 1 h, 47 h, 49 h and 10 days ago: the last two go
+    INSERT INTO rate_limit_state (limiter, subject, tokens, at_ms)
+        SELECT 'api', '10.0.0.' || h, 1, floor(extract(epoch FROM now() - make_interval(hours => h)) * 1000)
+          FROM unnest(ARRAY[1, 47, 49, 240]) h;
     INSERT INTO sessions (sid, sess, expire)
         SELECT 'old' || h, '{{}}', now() - make_interval(hours => h) FROM generate_series(1, 10) h;
     INSERT INTO sessions (sid, sess, expire)
@@ -139,6 +143,8 @@ def test_one_run_keeps_exactly_the_windows(migrated_db, server):
     assert line["api_key_usage_buckets"] == 20 - 10
     assert count(db, "sessions") == 10 and count(db, "sessions", "expire < now()") == 0
     assert line["sessions"] == 10
+    assert sorted(db.psql("SELECT subject FROM rate_limit_state").split()) == ["10.0.0.1", "10.0.0.47"]
+    assert line["rate_limit_state"] == 2
 
     # spans: whole partitions whose day ended before the span cutoff are dropped, the rest kept
     rec = last_run(db)
@@ -302,7 +308,7 @@ def test_admin_settings_show_the_last_run(migrated_db, server):
         assert last[k].endswith("Z") and len(last[k]) == 24, last
     assert set(last["counts"]) == {"dependency_latency_history", "dependency_error_history", "audit_log",
                                    "status_change_events", "service_poll_history", "dependency_associations",
-                                   "api_key_usage_buckets", "sessions"}
+                                   "api_key_usage_buckets", "rate_limit_state", "sessions"}
     assert isinstance(last["partitions_dropped"], list) and isinstance(last["duration_ms"], int)
 
 

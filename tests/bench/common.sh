@@ -1,0 +1,36 @@
+# Shared set-up of the server benchmarks (services.sh, otlp.sh, limits.sh), sourced after
+# `BENCH_NAME=<name>`: the binary from $1, a scratch directory, a throwaway PostgreSQL with the
+# schema migrated (DATABASE_URL), clean-up on any exit, and `serve` on a free port.
+DEPSERA_BIN=$(realpath "${1:?usage: $0 path/to/depsera}")
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+RUNS=${BENCH_RUNS:-3}
+DURATION=${BENCH_DURATION:-10}
+WORKERS=${BENCH_WORKERS:-4}
+PY=${PYTHON:-/usr/bin/python3} # Debian's, with python3-protobuf
+WORK=$(mktemp -d "/tmp/depsera-bench-$BENCH_NAME.XXXXXX")
+chmod 755 "$WORK"
+PID=""
+
+cleanup() {
+    set +e
+    [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    "$REPO/scripts/pg-cluster.sh" destroy "$WORK/pg" >/dev/null 2>&1
+    [ -n "${BENCH_KEEP_TMP:-}" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+log() { printf '[%s-bench] %s\n' "$BENCH_NAME" "$*" >&2; }
+
+export DATABASE_URL
+DATABASE_URL=$("$REPO/scripts/pg-cluster.sh" start "$WORK/pg" 2>"$WORK/pg.log" | tail -n 1)
+LOG_LEVEL=warn "$DEPSERA_BIN" migrate up >/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+# start_serve [VAR=value...]: `serve --no-poller --no-pruner` with the limiters out of the way
+# (tests of the limiters set their own), waits for /api/health/live.
+start_serve() {
+    env HOST=127.0.0.1 PORT="$port" WORKERS="$WORKERS" LOG_LEVEL=warn RATE_LIMIT_MAX=100000000 \
+        OTLP_RATE_LIMIT_MAX=1000000000 "$@" "$DEPSERA_BIN" serve --no-poller --no-pruner 2>"$WORK/depsera.log" &
+    PID=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/health/live" >/dev/null && break; sleep 0.2; done
+}
