@@ -37,6 +37,7 @@ SRCS = \
 	src/api/auth.c \
 	src/api/teams.c \
 	src/api/api_keys.c \
+	src/api/rate_limits.c \
 	src/api/users.c \
 	src/api/services.c \
 	src/api/services_validate.c \

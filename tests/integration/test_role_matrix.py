@@ -98,6 +98,10 @@ ROWS = [
      lead_a_only(201)),
     ("revoke api key", "DELETE", lambda c: f"/api/teams/{c['team_a']}/api-keys/{_fresh_key(c)}", lambda c: None,
      lead_a_only(204)),
+    ("team key rate limit", "PATCH", lambda c: f"/api/teams/{c['team_a']}/api-keys/{_fresh_key(c)}/rate-limit",
+     lambda c: {"rate_limit_rpm": 100}, lead_a_only(200)),
+    ("admin key rate limit", "PATCH", lambda c: f"/api/admin/api-keys/{_fresh_key(c)}/rate-limit",
+     lambda c: {"rate_limit_rpm": 0, "admin_locked": True}, admin_only(200)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -164,4 +168,6 @@ PATTERNS = {
     "create service": "/api/services", "update service": "/api/services/:id", "move service": "/api/services/:id",
     "delete service": "/api/services/:id",
     "create api key": "/api/teams/:id/api-keys", "revoke api key": "/api/teams/:id/api-keys/:keyId",
+    "team key rate limit": "/api/teams/:id/api-keys/:keyId/rate-limit",
+    "admin key rate limit": "/api/admin/api-keys/:keyId/rate-limit",
 }
