@@ -38,6 +38,7 @@ SRCS = \
 	src/api/teams.c \
 	src/api/api_keys.c \
 	src/api/rate_limits.c \
+	src/api/usage.c \
 	src/api/users.c \
 	src/api/services.c \
 	src/api/services_validate.c \

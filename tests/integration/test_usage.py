@@ -1,17 +1,22 @@
-"""Rate limits of team API keys (api-keys-and-rate-limits.md §2.1, §8):
+"""Rate limits and usage of team API keys (api-keys-and-rate-limits.md §2.1, §7, §8):
 
   PATCH /api/teams/:id/api-keys/:keyId/rate-limit    PATCH /api/admin/api-keys/:keyId/rate-limit
+  GET   /api/teams/:id/api-keys/:keyId/usage         GET   /api/admin/api-keys/:keyId/usage
+  GET   /api/admin/otlp-usage
 
-One server (2 workers) and one database for the module: every test makes its own keys and limiter rows
-(inserted with psql). Decisions taken where the original has quirks (open-questions.md):
+One server (2 workers) and one database for the module: every test makes its own keys and rows
+(usage rows are inserted with psql). Decisions taken where the original has quirks (open-questions.md):
   - team PATCH: the §2.1 checks (lock, 0, bounds) hold for admins too; they have the admin route;
     numbers are integers as JavaScript's Number.isInteger sees them (100.0 is 100, 1e30 is too big);
   - admin PATCH (D16): admin_locked is true/false (or the 1/0 the key object shows), anything else is a
     400; a present rate_limit_rpm is applied whatever admin_locked says (null = default), an absent one
     keeps the stored value; no upper bound but the integer column's (2147483647);
+  - usage reads compare from/to with bucket_start as instants, and refuse what is not ISO-8601.
 """
 
+import datetime
 import re
+import time
 import uuid
 
 import pytest
@@ -36,6 +41,8 @@ POSITIVE = "rate_limit_rpm must be a positive integer or null"
 TOO_BIG = "rate_limit_rpm exceeds maximum of 1,500,000"
 NON_NEGATIVE = "rate_limit_rpm must be a non-negative integer or null"
 NOT_BOOLEAN = "admin_locked must be a boolean"
+NOT_OF_TEAM = "API key does not belong to this team"
+BAD_GRANULARITY = 'granularity must be "minute" or "hour"'
 
 
 ACTORS = (("lead_a", "A", "lead"), ("member_a", "A", "member"), ("lead_b", "B", "lead"), ("loner", None, None))
@@ -331,3 +338,209 @@ def test_admin_patch_evicts_the_bucket_and_notifies(env):
     assert env.clients["admin"].patch(admin_limit_path(k.upper()), {"rate_limit_rpm": 5}).status == 200
     assert not has_bucket(env, k) and has_bucket(env, other)  # the bucket is the key's, however the URL spells it
     assert env.db.psql(f"SELECT count(*) FROM audit_log WHERE resource_id = '{k}'") == "0"
+
+
+# --------------------------------------------------------------------------
+# usage reads (§7)
+
+NOW = "(now() AT TIME ZONE 'UTC')"  # what bucket_start is relative to
+
+
+def add_buckets(env, key_id, rows):
+    """rows: (bucket_start SQL expression, granularity, push_count, rejected_count)."""
+    values = ", ".join(f"('{key_id}', {start}, '{g}', {push}, {rej})" for start, g, push, rej in rows)
+    env.db.psql(f"INSERT INTO api_key_usage_buckets (api_key_id, bucket_start, granularity, push_count, rejected_count) "
+                f"VALUES {values}")
+
+
+def ts(text):
+    return f"'{text}'::timestamp"
+
+
+def usage_path(team, key, query=""):
+    return f"/api/teams/{team}/api-keys/{key}/usage" + (f"?{query}" if query else "")
+
+
+def admin_usage_path(key, query=""):
+    return f"/api/admin/api-keys/{key}/usage" + (f"?{query}" if query else "")
+
+
+def starts(r):
+    return [b["bucket_start"] for b in r.json["buckets"]]
+
+
+def test_team_usage_roles(env):
+    k = make_key(env)
+    for actor, status, msg in (("anonymous", 401, "Not authenticated"), ("member_a", 403, LEAD_REQUIRED),
+                               ("lead_b", 403, LEAD_REQUIRED), ("loner", 403, LEAD_REQUIRED)):
+        for team in (env.team_a, UNKNOWN, MALFORMED[0]):
+            assert_error(env.clients[actor].get(usage_path(team, k)), status, msg)
+            assert_error(env.clients[actor].get(usage_path(team, k, "granularity=day")), status, msg)
+    for actor in ("lead_a", "admin"):
+        r = env.clients[actor].get(usage_path(env.team_a, k))
+        assert r.status == 200 and r.json["buckets"] == [], r
+
+
+def test_team_usage_of_a_key_not_of_the_team_is_403(env):
+    kb = make_key(env, env.team_b)
+    for actor in ("lead_a", "admin"):
+        for key in [UNKNOWN, kb] + list(MALFORMED):
+            assert_error(env.clients[actor].get(usage_path(env.team_a, key)), 403, NOT_OF_TEAM)
+            assert_error(env.clients[actor].get(usage_path(env.team_a, key, "granularity=day")), 403, NOT_OF_TEAM)
+    for team in [UNKNOWN] + list(MALFORMED):
+        assert_error(env.clients["admin"].get(usage_path(team, kb)), 403, NOT_OF_TEAM)
+
+
+def test_admin_usage_roles_and_404(env):
+    k = make_key(env)
+    for actor, status in (("anonymous", 401), ("member_a", 403), ("lead_a", 403), ("loner", 403)):
+        r = env.clients[actor].get(admin_usage_path(k))
+        assert_error(r, status, "Not authenticated" if status == 401 else ADMIN_REQUIRED)
+    for key in [UNKNOWN] + list(MALFORMED):
+        assert_error(env.clients["admin"].get(admin_usage_path(key)), 404, NOT_FOUND)
+        assert_error(env.clients["admin"].get(admin_usage_path(key, "granularity=day")), 404, NOT_FOUND)
+    assert env.clients["admin"].get(admin_usage_path(k)).status == 200
+
+
+def fixed_rows(env, k):
+    add_buckets(env, k, [
+        (ts("2025-03-01 10:02:00"), "minute", 3, 0),
+        (ts("2025-03-01 10:00:00"), "minute", 1, 0),
+        (ts("2025-03-01 10:01:00"), "minute", 2, 1),
+        (ts("2025-03-01 09:59:00"), "minute", 9, 9),
+        (ts("2025-03-01 10:00:00"), "hour", 6, 1),
+        (ts("2025-03-01 11:00:00"), "hour", 7, 2),
+    ])
+
+
+@pytest.mark.parametrize("who", ["lead", "admin"])
+def test_usage_reads_with_a_window(env, who):
+    k = make_key(env)
+    other = make_key(env)
+    fixed_rows(env, k)
+    fixed_rows(env, other)
+
+    def get(query):
+        if who == "lead":
+            return env.clients["lead_a"].get(usage_path(env.team_a, k, query))
+        return env.clients["admin"].get(admin_usage_path(k, query))
+
+    r = get("granularity=minute&from=2025-03-01T10:00:00.000Z&to=2025-03-01T10:02:00.000Z")
+    assert r.status == 200, r
+    assert r.json == {
+        "api_key_id": k, "granularity": "minute",
+        "from": "2025-03-01T10:00:00.000Z", "to": "2025-03-01T10:02:00.000Z",
+        "buckets": [
+            {"api_key_id": k, "bucket_start": "2025-03-01T10:00:00", "granularity": "minute", "push_count": 1, "rejected_count": 0},
+            {"api_key_id": k, "bucket_start": "2025-03-01T10:01:00", "granularity": "minute", "push_count": 2, "rejected_count": 1},
+            {"api_key_id": k, "bucket_start": "2025-03-01T10:02:00", "granularity": "minute", "push_count": 3, "rejected_count": 0},
+        ]}, r.json
+    # instants, not strings: a from with milliseconds still takes the bucket starting at it, an offset is honoured
+    assert starts(get("from=2025-03-01T12:00:00.000%2B02:00&to=2025-03-01T10:01:00Z")) == \
+        ["2025-03-01T10:00:00", "2025-03-01T10:01:00"]
+    assert starts(get("from=2025-03-01T10:00:00.001Z&to=2025-03-01T10:02:59.999Z")) == \
+        ["2025-03-01T10:01:00", "2025-03-01T10:02:00"]
+    assert starts(get("from=2025-03-01T09:00:00-01:00&to=2025-03-01%2010:00")) == ["2025-03-01T10:00:00"]
+    assert starts(get("from=2025-03-01&to=2025-03-02")) == \
+        ["2025-03-01T09:59:00", "2025-03-01T10:00:00", "2025-03-01T10:01:00", "2025-03-01T10:02:00"]
+    # verbatim in the answer
+    r = get("from=2025-03-01&to=2025-03-01T23:00:00%2B00:00")
+    assert (r.json["from"], r.json["to"]) == ("2025-03-01", "2025-03-01T23:00:00+00:00"), r.json
+    r = get("granularity=hour&from=2025-03-01T10:00:00Z&to=2025-03-01T11:00:00Z")
+    assert r.json["granularity"] == "hour" and [(b["bucket_start"], b["push_count"], b["granularity"]) for b in r.json["buckets"]] == \
+        [("2025-03-01T10:00:00", 6, "hour"), ("2025-03-01T11:00:00", 7, "hour")], r.json
+    assert starts(get("granularity=hour&from=2025-03-01T10:00:00.001Z&to=2025-03-02")) == ["2025-03-01T11:00:00"]
+    assert get("from=2025-03-01T10:03:00Z&to=2025-03-01T10:00:00Z").json["buckets"] == []  # from after to
+
+
+@pytest.mark.parametrize("query, msg", [
+    ("granularity=day", BAD_GRANULARITY),
+    ("granularity=MINUTE", BAD_GRANULARITY),
+    ("granularity=minutes", BAD_GRANULARITY),
+    ("from=yesterday", "from must be an ISO-8601 timestamp"),
+    ("from=now", "from must be an ISO-8601 timestamp"),
+    ("from=infinity", "from must be an ISO-8601 timestamp"),
+    ("from=1700000000000", "from must be an ISO-8601 timestamp"),
+    ("from=2025-13-01", "from must be an ISO-8601 timestamp"),
+    ("from=2025-02-30T00:00:00Z", "from must be an ISO-8601 timestamp"),
+    ("from=2025-03-01T25:00:00Z", "from must be an ISO-8601 timestamp"),
+    ("from=2025-03-01T10:00:00Zjunk", "from must be an ISO-8601 timestamp"),
+    ("from=%27%3B--", "from must be an ISO-8601 timestamp"),
+    ("to=tomorrow", "to must be an ISO-8601 timestamp"),
+    ("from=2025-03-01&to=2025-03-01T10:00:00+02:00", "to must be an ISO-8601 timestamp"),  # '+' is a space in a query
+    ("granularity=day&from=junk", BAD_GRANULARITY),
+])
+def test_usage_bad_query_is_400(env, query, msg):
+    k = make_key(env)
+    assert_error(env.clients["lead_a"].get(usage_path(env.team_a, k, query)), 400, msg)
+    assert_error(env.clients["admin"].get(admin_usage_path(k, query)), 400, msg)
+
+
+def test_usage_default_windows(env):
+    k = make_key(env)
+    add_buckets(env, k, [
+        (f"date_trunc('minute', {NOW} - interval '1 hour')", "minute", 1, 0),
+        (f"date_trunc('minute', {NOW} - interval '23 hours')", "minute", 2, 0),
+        (f"date_trunc('minute', {NOW} - interval '25 hours')", "minute", 4, 0),
+        (f"date_trunc('hour', {NOW} - interval '29 days')", "hour", 8, 0),
+        (f"date_trunc('hour', {NOW} - interval '31 days')", "hour", 16, 0),
+    ])
+    for path in (usage_path(env.team_a, k), admin_usage_path(k), usage_path(env.team_a, k, "granularity=&from=&to=")):
+        r = env.clients["admin"].get(path)
+        assert r.status == 200 and r.json["granularity"] == "minute", r
+        assert [b["push_count"] for b in r.json["buckets"]] == [2, 1], r.json
+        assert ISO_MS.match(r.json["from"]) and ISO_MS.match(r.json["to"]), r.json
+        span = parse_iso(r.json["to"]) - parse_iso(r.json["from"])
+        assert span == 24 * 3600, r.json
+        assert abs(parse_iso(r.json["to"]) - time.time()) < 60
+    r = env.clients["admin"].get(admin_usage_path(k, "granularity=hour"))
+    assert [b["push_count"] for b in r.json["buckets"]] == [8], r.json
+    assert parse_iso(r.json["to"]) - parse_iso(r.json["from"]) == 30 * 86400
+    r = env.clients["admin"].get(admin_usage_path(k, "to=2099-01-01T00:00:00Z"))  # from stays the default
+    assert [b["push_count"] for b in r.json["buckets"]] == [2, 1] and r.json["to"] == "2099-01-01T00:00:00Z", r.json
+
+
+def parse_iso(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+# --------------------------------------------------------------------------
+# GET /api/admin/otlp-usage (§7)
+
+
+def test_otlp_usage_roles(env):
+    for actor, status in (("anonymous", 401), ("member_a", 403), ("lead_a", 403), ("lead_b", 403), ("loner", 403)):
+        assert env.clients[actor].get("/api/admin/otlp-usage").status == status
+    assert_error(env.clients["admin"].get("/api/admin/otlp-usage?from=soon"), 400, "from must be an ISO-8601 timestamp")
+
+
+def test_otlp_usage_lists_hour_buckets_of_existing_keys(env):
+    ka, kb, gone = make_key(env, name="usage-a"), make_key(env, env.team_b, name="usage-b"), make_key(env)
+    for k, n in ((ka, 1), (kb, 2), (gone, 3)):
+        add_buckets(env, k, [(ts("2024-06-01 12:00:00"), "hour", n, 0), (ts("2024-06-01 10:00:00"), "hour", 10 * n, n),
+                             (ts("2024-06-01 11:00:00"), "minute", 100 * n, 0), (ts("2024-06-01 15:00:00"), "hour", 7, 0)])
+    env.db.psql(f"DELETE FROM team_api_keys WHERE id = '{gone}'")
+    r = env.clients["admin"].get("/api/admin/otlp-usage?from=2024-06-01T10:00:00.000Z&to=2024-06-01T12:00:00.000Z")
+    assert r.status == 200, r
+    assert set(r.json) == {"from", "to", "buckets"}
+    assert (r.json["from"], r.json["to"]) == ("2024-06-01T10:00:00.000Z", "2024-06-01T12:00:00.000Z")
+    assert r.json["buckets"] == [
+        {"api_key_id": k, "bucket_start": start, "granularity": "hour", "push_count": push, "rejected_count": rej,
+         "team_id": team, "key_name": name}
+        for start, k, push, rej, team, name in sorted([
+            ("2024-06-01T10:00:00", ka, 10, 1, env.team_a, "usage-a"), ("2024-06-01T10:00:00", kb, 20, 2, env.team_b, "usage-b"),
+            ("2024-06-01T12:00:00", ka, 1, 0, env.team_a, "usage-a"), ("2024-06-01T12:00:00", kb, 2, 0, env.team_b, "usage-b"),
+        ])
+    ], r.json
+
+
+def test_otlp_usage_default_window_is_seven_days(env):
+    k = make_key(env)
+    add_buckets(env, k, [(f"date_trunc('hour', {NOW} - interval '6 days')", "hour", 5, 0),
+                         (f"date_trunc('hour', {NOW} - interval '8 days')", "hour", 6, 0)])
+    r = env.clients["admin"].get("/api/admin/otlp-usage")
+    assert r.status == 200, r
+    assert [b["push_count"] for b in r.json["buckets"] if b["api_key_id"] == k] == [5]
+    assert parse_iso(r.json["to"]) - parse_iso(r.json["from"]) == 7 * 86400
+    starts_all = [b["bucket_start"] for b in r.json["buckets"]]
+    assert starts_all == sorted(starts_all)
