@@ -39,6 +39,7 @@ SRCS = \
 	src/api/api_keys.c \
 	src/api/rate_limits.c \
 	src/api/usage.c \
+	src/api/otlp_stats.c \
 	src/api/users.c \
 	src/api/services.c \
 	src/api/services_validate.c \

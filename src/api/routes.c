@@ -1,6 +1,7 @@
 /* Every HTTP route depsera serves, in one table. */
 #include "depsera/routes.h"
 #include "depsera/api_keys.h"
+#include "depsera/api_otlp_stats.h"
 #include "depsera/api_rate_limits.h"
 #include "depsera/api_teams.h"
 #include "depsera/api_services.h"
@@ -43,6 +44,7 @@ const dps_route_t dps_routes[] = {
     {"DELETE", "/api/teams/:id/api-keys/:keyId", dps_api_keys_revoke, 0},
     {"PATCH", "/api/teams/:id/api-keys/:keyId/rate-limit", dps_api_rate_limit_team, 0},
     {"GET", "/api/teams/:id/api-keys/:keyId/usage", dps_api_usage_team_key, 0},
+    {"GET", "/api/teams/:id/otlp-stats", dps_api_otlp_stats_team, 0},
     {"GET", "/api/services", dps_api_services_list, 0},
     {"POST", "/api/services", dps_api_services_create, 0},
     {"GET", "/api/services/:id", dps_api_services_get, 0},
@@ -56,5 +58,6 @@ const dps_route_t dps_routes[] = {
     {"PATCH", "/api/admin/api-keys/:keyId/rate-limit", dps_api_rate_limit_admin, 0},
     {"GET", "/api/admin/api-keys/:keyId/usage", dps_api_usage_admin_key, 0},
     {"GET", "/api/admin/otlp-usage", dps_api_usage_admin_all, 0},
+    {"GET", "/api/admin/otlp-stats", dps_api_otlp_stats_admin, 0},
 };
 const size_t dps_routes_count = DPS_ARRAY_SIZE(dps_routes);

@@ -1,17 +1,19 @@
-"""Rate limits and usage of team API keys (api-keys-and-rate-limits.md §2.1, §7, §8):
+"""Rate limits, usage and OTLP stats of team API keys (api-keys-and-rate-limits.md §2.1, §7, §8, §9):
 
   PATCH /api/teams/:id/api-keys/:keyId/rate-limit    PATCH /api/admin/api-keys/:keyId/rate-limit
   GET   /api/teams/:id/api-keys/:keyId/usage         GET   /api/admin/api-keys/:keyId/usage
   GET   /api/admin/otlp-usage
+  GET   /api/teams/:id/otlp-stats                    GET   /api/admin/otlp-stats
 
-One server (2 workers) and one database for the module: every test makes its own keys and rows
+One server (2 workers) and one database for the module: every test makes its own teams, keys and rows
 (usage rows are inserted with psql). Decisions taken where the original has quirks (open-questions.md):
   - team PATCH: the §2.1 checks (lock, 0, bounds) hold for admins too; they have the admin route;
     numbers are integers as JavaScript's Number.isInteger sees them (100.0 is 100, 1e30 is too big);
   - admin PATCH (D16): admin_locked is true/false (or the 1/0 the key object shows), anything else is a
     400; a present rate_limit_rpm is applied whatever admin_locked says (null = default), an absent one
     keeps the stored value; no upper bound but the integer column's (2147483647);
-  - usage reads compare from/to with bucket_start as instants, and refuse what is not ISO-8601.
+  - usage reads compare from/to with bucket_start as instants, and refuse what is not ISO-8601;
+  - otlp-stats (Q-USAGE): 1 h / 24 h from minute rows only, 7 d from hour rows only; team members only.
 """
 
 import datetime
@@ -21,11 +23,12 @@ import uuid
 
 import pytest
 
-from conftest import api_env, shared_server_guard, wait_for
+from conftest import api_env, make_team, shared_server_guard, wait_for
 
 ADMIN_EMAIL = "root@example.com"
 PASSWORD = "admin-password-1"
 WORKERS = 2
+DEFAULT_RPM = 4321  # OTLP_PER_KEY_RATE_LIMIT_RPM of the server
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 KEY_FIELDS = {"id", "team_id", "name", "key_prefix", "last_used_at", "created_at", "created_by",
               "rate_limit_rpm", "rate_limit_admin_locked"}
@@ -51,7 +54,7 @@ ACTORS = (("lead_a", "A", "lead"), ("member_a", "A", "member"), ("lead_b", "B", 
 @pytest.fixture(scope="module")
 def env(cluster, tmp_path_factory):
     yield from api_env(cluster, tmp_path_factory, "usage", ADMIN_EMAIL, PASSWORD, teams=("A", "B"), actors=ACTORS,
-                       workers=WORKERS)
+                       workers=WORKERS, env={"OTLP_PER_KEY_RATE_LIMIT_RPM": DEFAULT_RPM})
 
 
 @pytest.fixture(autouse=True)
@@ -544,3 +547,173 @@ def test_otlp_usage_default_window_is_seven_days(env):
     assert parse_iso(r.json["to"]) - parse_iso(r.json["from"]) == 7 * 86400
     starts_all = [b["bucket_start"] for b in r.json["buckets"]]
     assert starts_all == sorted(starts_all)
+
+
+# --------------------------------------------------------------------------
+# otlp-stats (§9)
+
+
+def make_service(env, team, name, fmt="otlp", active=True, success="NULL", error=None, warnings="NULL"):
+    return env.db.psql(
+        f"INSERT INTO services (name, team_id, health_endpoint, health_endpoint_format, is_active, last_poll_success, "
+        f"last_poll_error, poll_warnings) VALUES ('{name}', '{team}', '', '{fmt}', {'true' if active else 'false'}, {success}, "
+        f"{'NULL' if error is None else repr(error)}, {warnings}) RETURNING id")
+
+
+def stats_path(team):
+    return f"/api/teams/{team}/otlp-stats"
+
+
+def test_team_stats_roles(env):
+    for actor, status in (("anonymous", 401), ("lead_b", 403), ("loner", 403)):
+        for team in (env.team_a, UNKNOWN, MALFORMED[0]):
+            r = env.clients[actor].get(stats_path(team))
+            assert_error(r, status, "Not authenticated" if status == 401 else "Team access required")
+    for actor in ("member_a", "lead_a", "admin"):
+        r = env.clients[actor].get(stats_path(env.team_a))
+        assert r.status == 200 and set(r.json) == {"services", "apiKeys", "summary"}, r
+    assert_error(env.clients["member_a"].get(stats_path(env.team_b)), 403, "Team access required")
+    for team in [UNKNOWN] + list(MALFORMED):  # an admin sees nothing of an unknown team
+        r = env.clients["admin"].get(stats_path(team))
+        assert r.status == 200, r
+        assert r.json == {"services": [], "apiKeys": [], "summary": {"total_otlp_services": 0, "active_services": 0,
+                                                                     "services_with_errors": 0, "services_never_pushed": 0}}
+
+
+def test_team_stats_usage_sums_count_each_request_once(env):
+    team = make_team(env.db)
+    k = make_key(env, team, name="summed")
+    other = make_key(env, team, name="other", created="now() - interval '1 day'")
+    add_buckets(env, k, [
+        # minute rows: 1 h and 24 h windows
+        (f"date_trunc('minute', {NOW} - interval '10 minutes')", "minute", 5, 1),
+        (f"date_trunc('minute', {NOW} - interval '2 hours')", "minute", 7, 2),
+        (f"date_trunc('minute', {NOW} - interval '23 hours 58 minutes')", "minute", 11, 3),
+        (f"date_trunc('minute', {NOW} - interval '24 hours 2 minutes')", "minute", 13, 4),  # outside 24 h
+        (f"date_trunc('minute', {NOW} + interval '3 minutes')", "minute", 17, 5),  # after now
+        # hour rows: the 7 d window (they also cover the requests above: never added to the 1 h/24 h figures)
+        (f"date_trunc('hour', {NOW}) - interval '1 hour'", "hour", 100, 10),
+        (f"date_trunc('hour', {NOW}) - interval '3 days'", "hour", 200, 20),
+        (f"{NOW} - interval '6 days 23 hours 58 minutes'", "hour", 300, 30),
+        (f"{NOW} - interval '7 days 2 minutes'", "hour", 400, 40),  # outside 7 d
+        (f"date_trunc('hour', {NOW}) + interval '2 hours'", "hour", 800, 80),  # after now
+    ])
+    add_buckets(env, other, [(f"date_trunc('minute', {NOW} - interval '5 minutes')", "minute", 1000, 0)])
+    r = env.clients["admin"].get(stats_path(team))
+    assert r.status == 200, r
+    keys = r.json["apiKeys"]
+    assert [x["name"] for x in keys] == ["summed", "other"]  # newest first
+    x = keys[0]
+    assert {f: x[f] for f in ("usage_1h", "usage_24h", "usage_7d", "rejected_24h", "rejected_7d")} == \
+        {"usage_1h": 5, "usage_24h": 23, "usage_7d": 600, "rejected_24h": 6, "rejected_7d": 60}, x
+    assert {f: keys[1][f] for f in ("usage_1h", "usage_24h", "usage_7d", "rejected_24h", "rejected_7d")} == \
+        {"usage_1h": 1000, "usage_24h": 1000, "usage_7d": 0, "rejected_24h": 0, "rejected_7d": 0}
+
+
+def test_team_stats_key_fields(env):
+    team = make_team(env.db)
+    plain = make_key(env, team, name="plain", created="now() - interval '2 minutes'")
+    custom = make_key(env, team, name="custom", rpm=900, locked=True, created="now() - interval '1 minute'")
+    unlimited = make_key(env, team, name="unlimited", rpm=0)
+    env.db.psql(f"UPDATE team_api_keys SET last_used_at = '2026-01-02T03:04:05.678Z' WHERE id = '{plain}'")
+    r = env.clients["admin"].get(stats_path(team))
+    keys = r.json["apiKeys"]
+    assert [x["id"] for x in keys] == [unlimited, custom, plain]
+    assert set(keys[0]) == {"id", "name", "key_prefix", "last_used_at", "created_at", "rate_limit_rpm", "rate_limit_is_custom",
+                            "rate_limit_admin_locked", "usage_1h", "usage_24h", "usage_7d", "rejected_24h", "rejected_7d"}
+    by = {x["name"]: x for x in keys}
+    assert (by["plain"]["rate_limit_rpm"], by["plain"]["rate_limit_is_custom"], by["plain"]["rate_limit_admin_locked"]) == \
+        (DEFAULT_RPM, False, False)
+    assert (by["custom"]["rate_limit_rpm"], by["custom"]["rate_limit_is_custom"], by["custom"]["rate_limit_admin_locked"]) == \
+        (900, True, True)
+    assert (by["unlimited"]["rate_limit_rpm"], by["unlimited"]["rate_limit_is_custom"]) == (0, True)
+    assert by["plain"]["last_used_at"] == "2026-01-02T03:04:05.678Z" and by["custom"]["last_used_at"] is None
+    assert all(ISO_MS.match(x["created_at"]) and x["key_prefix"].startswith("dps_") for x in keys)
+    assert b"key_hash" not in r.body
+
+
+def test_team_stats_services_and_summary(env):
+    team = make_team(env.db)
+    tag = uuid.uuid4().hex[:6]
+    ok = make_service(env, team, f"b-ok-{tag}", success="true", warnings="""'["w1", "w2"]'::jsonb""")
+    failed = make_service(env, team, f"a-failed-{tag}", success="false", error="boom", warnings="""'"text"'::jsonb""")
+    never = make_service(env, team, f"c-never-{tag}", active=False)
+    make_service(env, team, f"d-polled-{tag}", fmt="default", success="false")  # not an OTLP service
+    make_service(env, env.team_b, f"e-other-team-{tag}")
+    env.db.psql(f"UPDATE services SET schema_config = '{{\"k\": 1}}'::jsonb, updated_at = '2026-02-03T04:05:06.789Z' "
+                f"WHERE id = '{ok}'")
+    env.db.psql(f"INSERT INTO dependencies (service_id, name) VALUES ('{ok}', 'db'), ('{ok}', 'cache'), ('{failed}', 'db')")
+    env.db.psql(f"INSERT INTO service_poll_history (service_id, error, recorded_at) VALUES "
+                f"('{failed}', 'e1', now() - interval '1 hour'), ('{failed}', 'e2', now() - interval '23 hours 59 minutes'), "
+                f"('{failed}', NULL, now() - interval '2 hours'), ('{failed}', 'old', now() - interval '24 hours 1 minute'), "
+                f"('{ok}', 'e3', now() - interval '5 minutes')")
+    r = env.clients["admin"].get(stats_path(team))
+    assert r.status == 200, r
+    services = r.json["services"]
+    assert [s["id"] for s in services] == [failed, ok, never]  # by name
+    assert set(services[0]) == {"id", "name", "is_active", "last_push_success", "last_push_error", "last_push_warnings",
+                                "last_push_at", "dependency_count", "errors_24h", "schema_config"}
+    s_failed, s_ok, s_never = services
+    assert (s_failed["last_push_success"], s_failed["last_push_error"], s_failed["last_push_warnings"]) == (False, "boom", None)
+    assert (s_failed["dependency_count"], s_failed["errors_24h"]) == (1, 2)
+    assert (s_ok["is_active"], s_ok["last_push_success"], s_ok["last_push_warnings"]) == (True, True, ["w1", "w2"])
+    assert (s_ok["dependency_count"], s_ok["errors_24h"], s_ok["schema_config"]) == (2, 1, {"k": 1})
+    assert s_ok["last_push_at"] == "2026-02-03T04:05:06.789Z" and s_ok["name"] == f"b-ok-{tag}"
+    assert (s_never["is_active"], s_never["last_push_success"], s_never["dependency_count"]) == (False, None, 0)
+    assert ISO_MS.match(s_never["last_push_at"])
+    assert r.json["summary"] == {"total_otlp_services": 3, "active_services": 2, "services_with_errors": 1,
+                                 "services_never_pushed": 1}
+
+
+def test_team_stats_of_a_members_team(env):
+    tag = uuid.uuid4().hex[:6]
+    sid = make_service(env, env.team_a, f"member-view-{tag}", success="true")
+    k = make_key(env, env.team_a)
+    r = env.clients["member_a"].get(stats_path(env.team_a))
+    assert r.status == 200, r
+    assert sid in [s["id"] for s in r.json["services"]] and k in [x["id"] for x in r.json["apiKeys"]]
+    assert all(x["id"] != k for x in env.clients["lead_b"].get(stats_path(env.team_b)).json["apiKeys"])
+
+
+def test_admin_stats(env):
+    c = env.clients["admin"]
+    for actor, status in (("anonymous", 401), ("member_a", 403), ("lead_a", 403), ("lead_b", 403), ("loner", 403)):
+        assert_error(env.clients[actor].get("/api/admin/otlp-stats"), status,
+                     "Not authenticated" if status == 401 else ADMIN_REQUIRED)
+    before = c.get("/api/admin/otlp-stats").json
+    tag = uuid.uuid4().hex[:6]
+    x, y, z = make_team(env.db, "X"), make_team(env.db, "Y"), make_team(env.db, "Z")
+    make_service(env, x, f"qqq-{tag}", success="false")
+    make_service(env, x, f"bbb-{tag}", success="true")
+    make_service(env, y, f"ccc-{tag}", active=False)
+    make_service(env, z, f"aaa-{tag}", fmt="default")  # Z has keys but no OTLP service: omitted
+    kx1 = make_key(env, x, created="now() - interval '1 hour'")
+    kx2 = make_key(env, x)
+    make_key(env, z)
+    add_buckets(env, kx2, [(f"date_trunc('minute', {NOW} - interval '1 minute')", "minute", 4, 1)])
+    r = c.get("/api/admin/otlp-stats")
+    assert r.status == 200, r
+    assert set(r.json) == {"teams", "summary"}
+    teams = r.json["teams"]
+    ids = [t["team_id"] for t in teams]
+    assert z not in ids and ids.index(x) < ids.index(y)
+    assert len(ids) == len(set(ids))
+    tx, ty = teams[ids.index(x)], teams[ids.index(y)]
+    assert set(tx) == {"team_id", "team_name", "services", "apiKeys"}
+    assert tx["team_name"].startswith("X ") and ty["team_name"].startswith("Y ")
+    assert [s["name"] for s in tx["services"]] == [f"bbb-{tag}", f"qqq-{tag}"]
+    assert [k["id"] for k in tx["apiKeys"]] == [kx2, kx1] and ty["apiKeys"] == []
+    assert (tx["apiKeys"][0]["usage_1h"], tx["apiKeys"][0]["rejected_24h"], tx["apiKeys"][0]["rate_limit_rpm"]) == (4, 1, DEFAULT_RPM)
+    # every team's services, in the order of each team's first service by name
+    firsts = [min(s["name"].encode() for s in t["services"]) for t in teams]
+    assert firsts == sorted(firsts) and all(t["services"] for t in teams)
+    listed = [s for t in teams for s in t["services"]]
+    s = r.json["summary"]
+    assert s == {"total_otlp_services": len(listed), "active_services": sum(1 for v in listed if v["is_active"]),
+                 "services_with_errors": sum(1 for v in listed if v["last_push_success"] is False),
+                 "services_never_pushed": sum(1 for v in listed if v["last_push_success"] is None),
+                 "total_teams": len(teams)}, s
+    b = before["summary"]
+    assert (s["total_otlp_services"] - b["total_otlp_services"], s["active_services"] - b["active_services"],
+            s["services_with_errors"] - b["services_with_errors"], s["services_never_pushed"] - b["services_never_pushed"],
+            s["total_teams"] - b["total_teams"]) == (3, 2, 1, 1, 2)
