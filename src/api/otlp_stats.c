@@ -28,7 +28,9 @@ enum { SVC_TEAM, SVC_TEAM_NAME, SVC_FIRST, SVC_ACTIVE = 4, SVC_SUCCESS = 5, SVC_
 /* Key rows: team_id, then the members of a key object (KEY_FIRST..KEY_END-1); $1 is the default rpm.
  * Q-USAGE: the 1 h and 24 h figures sum minute buckets only, the 7 d ones hour buckets only. */
 enum { KEY_TEAM, KEY_FIRST, KEY_END = 14 };
-#define WINDOW(g, span) "b.granularity = '" g "' AND b.bucket_start >= " NOW_UTC " - interval '" span "'"
+/* clang-format off */
+#define SUM(col, g, span, name) \
+    "sum(b." col ") FILTER (WHERE b.granularity = '" g "' AND b.bucket_start >= " NOW_UTC " - interval '" span "')::bigint AS " name
 #define KEY_SQL                                                                                                                    \
     "SELECT k.team_id, k.id, k.name, k.key_prefix, k.last_used_at, k.created_at, "                                                 \
     "COALESCE(k.rate_limit_rpm::bigint, $1::bigint) AS rate_limit_rpm, k.rate_limit_rpm IS NOT NULL AS rate_limit_is_custom, "     \
@@ -36,24 +38,14 @@ enum { KEY_TEAM, KEY_FIRST, KEY_END = 14 };
     "COALESCE(u.usage_1h, 0) AS usage_1h, COALESCE(u.usage_24h, 0) AS usage_24h, COALESCE(u.usage_7d, 0) AS usage_7d, "            \
     "COALESCE(u.rejected_24h, 0) AS rejected_24h, COALESCE(u.rejected_7d, 0) AS rejected_7d "                                      \
     "FROM team_api_keys k CROSS JOIN LATERAL (SELECT "                                                                             \
-    "sum(b.push_count) FILTER (WHERE " WINDOW(                                                                                     \
-        "minute", "1 hour") ")::bigint AS usage_1h, "                                                                              \
-                            "sum(b.push_count) FILTER (WHERE " WINDOW(                                                             \
-                                "minute",                                                                                          \
-                                "24 hours") ")::bigint AS usage_24h, "                                                             \
-                                            "sum(b.push_count) FILTER (WHERE " WINDOW(                                             \
-                                                "hour",                                                                            \
-                                                "7 days") ")::bigint AS usage_7d, "                                                \
-                                                          "sum(b.rejected_count) FILTER (WHERE " WINDOW(                           \
-                                                              "minute",                                                            \
-                                                              "24 hours") ")::bigint AS rejected_24h, "                            \
-                                                                          "sum(b.rejected_count) FILTER (WHERE " WINDOW(           \
-                                                                              "hour",                                              \
-                                                                              "7 days") ")::bigint AS rejected_7d "                \
-                                                                                        "FROM api_key_usage_buckets b WHERE "      \
-                                                                                        "b.api_key_id = k.id "                     \
-                                                                                        "AND b.bucket_start BETWEEN " NOW_UTC      \
-                                                                                        " - interval '7 days' AND " NOW_UTC ") u "
+    SUM("push_count", "minute", "1 hour", "usage_1h") ", "                                                                         \
+    SUM("push_count", "minute", "24 hours", "usage_24h") ", "                                                                      \
+    SUM("push_count", "hour", "7 days", "usage_7d") ", "                                                                           \
+    SUM("rejected_count", "minute", "24 hours", "rejected_24h") ", "                                                               \
+    SUM("rejected_count", "hour", "7 days", "rejected_7d") " "                                                                     \
+    "FROM api_key_usage_buckets b WHERE b.api_key_id = k.id "                                                                      \
+    "AND b.bucket_start BETWEEN " NOW_UTC " - interval '7 days' AND " NOW_UTC ") u "
+/* clang-format on */
 
 /* The admin view's team order: the rank of each team's first OTLP service by name. */
 #define TEAM_RANKS                                                                                                                 \
