@@ -40,6 +40,9 @@ SRCS = \
 	src/api/auth.c \
 	src/api/teams.c \
 	src/api/api_keys.c \
+	src/api/rate_limits.c \
+	src/api/usage.c \
+	src/api/otlp_stats.c \
 	src/api/users.c \
 	src/api/services.c \
 	src/api/services_validate.c \

@@ -11,6 +11,20 @@
  * and its NOTIFY depsera_cache ('api_key:<id>', so every worker drops its cached lookups) commit
  * together. */
 
+/* The key object's columns, of team_api_keys aliased `k`: every column but key_hash, the lock as 0/1
+ * as the original emitted it. */
+#define DPS_API_KEY_COLUMNS                                                                                                        \
+    "k.id, k.team_id, k.name, k.key_prefix, k.last_used_at, k.created_at, k.created_by, k.rate_limit_rpm, "                        \
+    "k.rate_limit_admin_locked::int AS rate_limit_admin_locked"
+
+/* The guard of every /api/teams/:id/api-keys route: the :id (in the request pool) of a team the caller
+ * leads, or any :id (even malformed, "" when absent) for an admin. NULL after answering 401/403 (or
+ * 503/500). */
+const char *dps_api_keys_lead_guard(dps_req_t *r) __attribute__((warn_unused_result));
+/* Queue NOTIFY depsera_cache 'api_key:<id>' in the request's transaction: when it commits, every worker
+ * drops its cached key lookups and limits (worker_listen.h). 0, or -1 after answering 503/500. */
+int dps_api_keys_notify(dps_req_t *r, const char *id) __attribute__((warn_unused_result));
+
 /* GET /api/teams/:id/api-keys: the team's key objects, newest first; 404 `Team not found`. */
 void dps_api_keys_list(dps_req_t *r);
 /* POST /api/teams/:id/api-keys {"name"}: 201 with the key object and "rawKey" (the only time it is

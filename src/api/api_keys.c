@@ -10,17 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The key object: every column but key_hash, the lock as 0/1 as the original emitted it. */
-#define KEY_COLUMNS                                                                                                                \
-    "k.id, k.team_id, k.name, k.key_prefix, k.last_used_at, k.created_at, k.created_by, k.rate_limit_rpm, "                        \
-    "k.rate_limit_admin_locked::int AS rate_limit_admin_locked"
-
 static const char team_not_found[] = "Team not found";
 static const char key_not_found[] = "API key not found";
 
-/* The :id of a team the caller leads, or any :id (even malformed) for an admin. NULL after answering
- * 401/403 (or 503/500). */
-static const char *lead_guard(dps_req_t *r)
+const char *dps_api_keys_lead_guard(dps_req_t *r)
 {
     const char *params[2] = {dps_req_param(r, "id"), NULL};
     PGresult *res;
@@ -41,8 +34,7 @@ static const char *lead_guard(dps_req_t *r)
     return NULL;
 }
 
-/* Caches of every worker drop their lookups when this commits (worker_listen.h). 0, or -1 after answering. */
-static int notify_change(dps_req_t *r, const char *id)
+int dps_api_keys_notify(dps_req_t *r, const char *id)
 {
     char payload[64];
     const char *params[1] = {payload};
@@ -71,7 +63,7 @@ void dps_api_keys_list(dps_req_t *r)
     const char *team;
     PGresult *res;
 
-    if ((team = lead_guard(r)) == NULL)
+    if ((team = dps_api_keys_lead_guard(r)) == NULL)
         return;
     if (!dps_is_uuid(team)) {
         dps_http_error(r, 404, team_not_found);
@@ -84,7 +76,8 @@ void dps_api_keys_list(dps_req_t *r)
         return;
     }
     if ((res = dps_req_sql(r, NULL,
-                           "SELECT " KEY_COLUMNS " FROM team_api_keys k WHERE k.team_id = $1 ORDER BY k.created_at DESC, k.id DESC",
+                           "SELECT " DPS_API_KEY_COLUMNS
+                           " FROM team_api_keys k WHERE k.team_id = $1 ORDER BY k.created_at DESC, k.id DESC",
                            1, &team)) == NULL)
         return;
     dps_http_json(r, 200, dps_rows_json(res));
@@ -99,7 +92,7 @@ void dps_api_keys_create(dps_req_t *r)
     PGresult *res;
     json_t *out;
 
-    if ((params[0] = lead_guard(r)) == NULL || (params[1] = name_or_400(r)) == NULL)
+    if ((params[0] = dps_api_keys_lead_guard(r)) == NULL || (params[1] = name_or_400(r)) == NULL)
         return;
     if (!dps_is_uuid(params[0])) {
         dps_http_error(r, 404, team_not_found);
@@ -113,7 +106,7 @@ void dps_api_keys_create(dps_req_t *r)
     if (dps_req_begin(r) != 0 ||
         (res = dps_req_sql(r, "23503",
                            "INSERT INTO team_api_keys AS k (team_id, name, key_hash, key_prefix, created_by) "
-                           "VALUES ($1, $2, $3, $4, $5) RETURNING " KEY_COLUMNS,
+                           "VALUES ($1, $2, $3, $4, $5) RETURNING " DPS_API_KEY_COLUMNS,
                            5, params)) == NULL)
         goto done;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -122,7 +115,7 @@ void dps_api_keys_create(dps_req_t *r)
     }
     dps_audit(r, "api_key.created", "team_api_key", PQgetvalue(res, 0, 0),
               json_pack("{s:s,s:s,s:s}", "team_id", PQgetvalue(res, 0, 1), "key_name", params[1], "key_prefix", key.prefix));
-    if (notify_change(r, PQgetvalue(res, 0, 0)) != 0 || dps_req_commit(r) != 0)
+    if (dps_api_keys_notify(r, PQgetvalue(res, 0, 0)) != 0 || dps_req_commit(r) != 0)
         goto done;
     out = dps_row_json(res, 0);
     json_object_set_new(out, "rawKey", json_string(key.raw));
@@ -136,7 +129,7 @@ void dps_api_keys_revoke(dps_req_t *r)
     const char *params[2];
     PGresult *res;
 
-    if ((params[0] = lead_guard(r)) == NULL)
+    if ((params[0] = dps_api_keys_lead_guard(r)) == NULL)
         return;
     params[1] = dps_req_param(r, "keyId");
     if (!dps_is_uuid(params[0]) || params[1] == NULL || !dps_is_uuid(params[1])) {
@@ -155,6 +148,6 @@ void dps_api_keys_revoke(dps_req_t *r)
     dps_audit(r, "api_key.revoked", "team_api_key", PQgetvalue(res, 0, 0),
               json_pack("{s:s,s:s,s:s}", "team_id", PQgetvalue(res, 0, 1), "key_name", PQgetvalue(res, 0, 2), "key_prefix",
                         PQgetvalue(res, 0, 3)));
-    if (notify_change(r, PQgetvalue(res, 0, 0)) == 0 && dps_req_commit(r) == 0)
+    if (dps_api_keys_notify(r, PQgetvalue(res, 0, 0)) == 0 && dps_req_commit(r) == 0)
         dps_http_json(r, 204, NULL);
 }

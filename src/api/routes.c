@@ -1,8 +1,11 @@
 /* Every HTTP route depsera serves, in one table. */
 #include "depsera/routes.h"
 #include "depsera/api_keys.h"
+#include "depsera/api_otlp_stats.h"
+#include "depsera/api_rate_limits.h"
 #include "depsera/api_teams.h"
 #include "depsera/api_services.h"
+#include "depsera/api_usage.h"
 #include "depsera/api_users.h"
 #include "depsera/otlp_ingest.h"
 #include "depsera/util.h"
@@ -39,6 +42,9 @@ const dps_route_t dps_routes[] = {
     {"GET", "/api/teams/:id/api-keys", dps_api_keys_list, 0},
     {"POST", "/api/teams/:id/api-keys", dps_api_keys_create, 0},
     {"DELETE", "/api/teams/:id/api-keys/:keyId", dps_api_keys_revoke, 0},
+    {"PATCH", "/api/teams/:id/api-keys/:keyId/rate-limit", dps_api_rate_limit_team, 0},
+    {"GET", "/api/teams/:id/api-keys/:keyId/usage", dps_api_usage_team_key, 0},
+    {"GET", "/api/teams/:id/otlp-stats", dps_api_otlp_stats_team, 0},
     {"GET", "/api/services", dps_api_services_list, 0},
     {"POST", "/api/services", dps_api_services_create, 0},
     {"GET", "/api/services/:id", dps_api_services_get, 0},
@@ -49,5 +55,9 @@ const dps_route_t dps_routes[] = {
     {"GET", "/api/admin/settings/span-retention", dps_api_admin_span_retention_get, 0},
     {"PUT", "/api/admin/settings/span-retention", dps_api_admin_span_retention_put, 0},
     {"GET", "/api/admin/audit-log", dps_api_admin_audit_log, 0},
+    {"PATCH", "/api/admin/api-keys/:keyId/rate-limit", dps_api_rate_limit_admin, 0},
+    {"GET", "/api/admin/api-keys/:keyId/usage", dps_api_usage_admin_key, 0},
+    {"GET", "/api/admin/otlp-usage", dps_api_usage_admin_all, 0},
+    {"GET", "/api/admin/otlp-stats", dps_api_otlp_stats_admin, 0},
 };
 const size_t dps_routes_count = DPS_ARRAY_SIZE(dps_routes);

@@ -874,6 +874,51 @@ def add_user(db_url, email, name=None, role="user", active=True, password_of=Non
                         f"{'true' if active else 'false'}, {pw}) RETURNING id").splitlines()[0]
 
 
+def make_team(db, label="T"):
+    """A team named '<label> <tag>' with key '<label>-<tag>' (tag random); returns its id."""
+    tag = secrets.token_hex(5)
+    return db.psql(f"INSERT INTO teams (name, key) VALUES ('{label} {tag}', '{label.lower()}-{tag}') RETURNING id")
+
+
+class ApiEnv:
+    """What api_env yields: db, srv, admin_id, team_<label lower-cased> (ids), ids {actor: user id},
+    clients {actor: logged-in ApiClient, plus "anonymous"}."""
+
+
+def api_env(cluster, tmp_path_factory, name, admin_email, password, teams=(), actors=(), workers=2, env=None):
+    """Body of a module-scoped fixture (`yield from api_env(...)`): a migrated database of its own and one
+    server (local login, no poller or pruner) with its admin logged in; `teams` are labels of teams to make
+    (make_team), `actors` (name, team label or None, role) users with the admin's password, members of that
+    team, logged in. The server is killed and the database dropped afterwards."""
+    d = cluster.create_db()
+    s = None
+    try:
+        r = migrate(d.url, "up")
+        assert r.code == 0, r
+        s = Server(d.url, args=["--no-poller", "--no-pruner"], workers=workers, log_dir=str(tmp_path_factory.mktemp(name)),
+                   env=dict({"LOCAL_AUTH": "true", "ADMIN_EMAIL": admin_email, "ADMIN_PASSWORD": password}, **(env or {})))
+        s.start()
+        e = ApiEnv()
+        e.db, e.srv = d, s
+        e.admin_id = d.psql(f"SELECT id FROM users WHERE email = {sql_str(admin_email)}")
+        team_ids = {label: make_team(d, label) for label in teams}
+        for label, team in team_ids.items():
+            setattr(e, "team_" + label.lower(), team)
+        e.ids, e.clients = {"admin": e.admin_id}, {"anonymous": ApiClient(s.base), "admin": ApiClient(s.base)}
+        e.clients["admin"].login(admin_email, password)
+        for actor, label, role in actors:
+            e.ids[actor] = add_user(d.url, f"{actor}@example.com", password_of=admin_email)
+            if label is not None:
+                d.psql(f"INSERT INTO team_members (team_id, user_id, role) VALUES ('{team_ids[label]}', '{e.ids[actor]}', '{role}')")
+            e.clients[actor] = ApiClient(s.base)
+            e.clients[actor].login(f"{actor}@example.com", password)
+        yield e
+    finally:
+        if s is not None:
+            s.kill()
+        d.drop()
+
+
 def shared_server_guard(srv, strict=True):
     """For a module-scoped server, used as `yield from shared_server_guard(srv)` in an autouse fixture:
     every test scans its log for sanitizer reports and, when strict, fails if a statement failed

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import ApiClient, Server, add_user, get, migrate, shared_server_guard, wait_for
+from conftest import api_env, get, make_team, migrate, shared_server_guard, wait_for
 
 ADMIN_EMAIL = "root@example.com"
 PASSWORD = "admin-password-1"
@@ -28,40 +28,13 @@ MALFORMED = ("not-a-uuid", "123", "%27%3B--", "00000000-0000-0000-0000-000000000
 NAME_REQUIRED = ("Name is required", "name")
 
 
-class Env:
-    pass
+ACTORS = (("lead_a", "A", "lead"), ("member_a", "A", "member"), ("lead_b", "B", "lead"), ("loner", None, None))
 
 
 @pytest.fixture(scope="module")
 def env(cluster, tmp_path_factory):
-    d = cluster.create_db()
-    tmp = tmp_path_factory.mktemp("api_keys")
-    s = None
-    try:
-        r = migrate(d.url, "up")
-        assert r.code == 0, r
-        s = Server(d.url, args=["--no-poller", "--no-pruner"], workers=WORKERS, log_dir=str(tmp),
-                   env={"LOCAL_AUTH": "true", "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": PASSWORD,
-                        "RATE_LIMIT_MAX": 1000000, "AUTH_RATE_LIMIT_MAX": 100000})
-        s.start()
-        e = Env()
-        e.db, e.srv = d, s
-        e.admin_id = d.psql(f"SELECT id FROM users WHERE email = '{ADMIN_EMAIL}'")
-        e.team_a, e.team_b = make_team(d, "A"), make_team(d, "B")
-        e.ids, e.clients = {"admin": e.admin_id}, {"anonymous": ApiClient(s.base), "admin": ApiClient(s.base)}
-        e.clients["admin"].login(ADMIN_EMAIL, PASSWORD)
-        for actor, team, role in (("lead_a", e.team_a, "lead"), ("member_a", e.team_a, "member"),
-                                  ("lead_b", e.team_b, "lead"), ("loner", None, None)):
-            e.ids[actor] = add_user(d.url, f"{actor}@example.com", password_of=ADMIN_EMAIL)
-            if team:
-                d.psql(f"INSERT INTO team_members (team_id, user_id, role) VALUES ('{team}', '{e.ids[actor]}', '{role}')")
-            e.clients[actor] = ApiClient(s.base)
-            e.clients[actor].login(f"{actor}@example.com", PASSWORD)
-        yield e
-    finally:
-        if s is not None:
-            s.kill()
-        d.drop()
+    yield from api_env(cluster, tmp_path_factory, "api_keys", ADMIN_EMAIL, PASSWORD, teams=("A", "B"), actors=ACTORS,
+                       workers=WORKERS)
 
 
 @pytest.fixture(autouse=True)
@@ -71,11 +44,6 @@ def _check_server_log(env):
 
 # --------------------------------------------------------------------------
 # helpers
-
-
-def make_team(db, label="T"):
-    tag = uuid.uuid4().hex[:10]
-    return db.psql(f"INSERT INTO teams (name, key) VALUES ('{label} {tag}', '{label.lower()}-{tag}') RETURNING id")
 
 
 def keys_path(team, key=None):

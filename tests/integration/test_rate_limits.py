@@ -165,11 +165,12 @@ def test_unlimited_key_and_development_mode_send_no_key_headers(db, servers):
     assert not any("RateLimit-Limit" in r.headers or "X-RateLimit-Key" in r.headers for r in got)
 
 
-def lower_limit(db, key_id, rpm):
-    """What the rate-limit PATCH does: store, evict the shared bucket, notify."""
-    db.psql(f"BEGIN; UPDATE team_api_keys SET rate_limit_rpm = {rpm} WHERE id = '{key_id}'; "
-            f"DELETE FROM rate_limit_state WHERE limiter = 'key' AND subject = '{key_id}'; "
-            f"SELECT pg_notify('depsera_cache', 'api_key'); COMMIT")
+def lower_limit(srv, key_id, rpm):
+    """The admin rate-limit PATCH (§8) on one instance."""
+    admin = ApiClient(srv.base)
+    admin.login(ADMIN_EMAIL, PASSWORD)
+    r = admin.patch(f"/api/admin/api-keys/{key_id}/rate-limit", {"rate_limit_rpm": rpm})
+    assert r.status == 200 and r.json["rate_limit_rpm"] == rpm, r
 
 
 def test_lowered_limit_and_revocation_reach_both_instances_within_1s(db, servers):
@@ -178,7 +179,7 @@ def test_lowered_limit_and_revocation_reach_both_instances_within_1s(db, servers
     for s in (a, b):
         r = push(s.base, raw)
         assert r.status == 200 and r.headers["RateLimit-Limit"] == "150000", r
-    lower_limit(db, kid, 6)  # capacity 1
+    lower_limit(a, kid, 6)  # capacity 1
     t0 = time.monotonic()
 
     def limited_everywhere():
@@ -295,6 +296,13 @@ def test_two_instances_hold_a_key_at_600_per_minute(db, servers):
         s.stop(signal.SIGTERM)
     for s in (a, b):
         assert s.wait(30) == 0
-    # what the clients saw, exactly: every authenticated push, the refused ones also as rejected
+    # what the clients saw, exactly: every authenticated push, the refused ones also as rejected,
+    # as the usage endpoint (§7) reports it
     assert usage(db, kid) == (ok + refused, refused)
-    assert usage(db, kid, "hour") == (ok + refused, refused)
+    admin = ApiClient(servers(db.url).base)
+    admin.login(ADMIN_EMAIL, PASSWORD)
+    for g in ("minute", "hour"):
+        r = admin.get(f"/api/admin/api-keys/{kid}/usage?granularity={g}")
+        assert r.status == 200, r
+        assert sum(b["push_count"] for b in r.json["buckets"]) == ok + refused
+        assert sum(b["rejected_count"] for b in r.json["buckets"]) == refused

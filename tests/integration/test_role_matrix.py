@@ -98,6 +98,18 @@ ROWS = [
      lead_a_only(201)),
     ("revoke api key", "DELETE", lambda c: f"/api/teams/{c['team_a']}/api-keys/{_fresh_key(c)}", lambda c: None,
      lead_a_only(204)),
+    ("team key rate limit", "PATCH", lambda c: f"/api/teams/{c['team_a']}/api-keys/{_fresh_key(c)}/rate-limit",
+     lambda c: {"rate_limit_rpm": 100}, lead_a_only(200)),
+    ("admin key rate limit", "PATCH", lambda c: f"/api/admin/api-keys/{_fresh_key(c)}/rate-limit",
+     lambda c: {"rate_limit_rpm": 0, "admin_locked": True}, admin_only(200)),
+    # reads of usage and OTLP stats: scoped like the mutations of the same resources
+    ("team key usage", "GET", lambda c: f"/api/teams/{c['team_a']}/api-keys/{_fresh_key(c)}/usage", lambda c: None,
+     lead_a_only(200)),
+    ("admin key usage", "GET", lambda c: f"/api/admin/api-keys/{_fresh_key(c)}/usage", lambda c: None, admin_only(200)),
+    ("admin otlp usage", "GET", lambda c: "/api/admin/otlp-usage", lambda c: None, admin_only(200)),
+    ("team otlp stats", "GET", lambda c: f"/api/teams/{c['team_a']}/otlp-stats", lambda c: None,
+     dict(lead_a_only(200), member_a=200)),
+    ("admin otlp stats", "GET", lambda c: "/api/admin/otlp-stats", lambda c: None, admin_only(200)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -164,4 +176,9 @@ PATTERNS = {
     "create service": "/api/services", "update service": "/api/services/:id", "move service": "/api/services/:id",
     "delete service": "/api/services/:id",
     "create api key": "/api/teams/:id/api-keys", "revoke api key": "/api/teams/:id/api-keys/:keyId",
+    "team key rate limit": "/api/teams/:id/api-keys/:keyId/rate-limit",
+    "admin key rate limit": "/api/admin/api-keys/:keyId/rate-limit",
+    "team key usage": "/api/teams/:id/api-keys/:keyId/usage", "admin key usage": "/api/admin/api-keys/:keyId/usage",
+    "admin otlp usage": "/api/admin/otlp-usage", "team otlp stats": "/api/teams/:id/otlp-stats",
+    "admin otlp stats": "/api/admin/otlp-stats",
 }
