@@ -22,6 +22,8 @@ void dps_api_services_create(dps_req_t *r);
 void dps_api_services_update(dps_req_t *r);
 /* DELETE /api/services/:id: 204. */
 void dps_api_services_delete(dps_req_t *r);
+/* GET /api/services/:id/poll-history (polling.md §7) */
+void dps_api_services_poll_history(dps_req_t *r);
 
 /* ---- body validation (src/api/services_validate.c; §4.3) ------------------------------------------ */
 
