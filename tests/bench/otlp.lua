@@ -1,6 +1,6 @@
 -- wrk script for tests/bench/otlp.sh: POSTs protobuf+gzip OTLP bodies, rotating over the files
 -- named in BENCH_BODIES (space-separated), with the API key in BENCH_KEY and the path in BENCH_PATH.
--- Prints one line: RESULT rps=<float> p50_us=<int> p99_us=<int> errors=<int> requests=<int>
+-- Prints one line: RESULT rps=<float> p50_us=<int> p99_us=<int> errors=<int> requests=<int> max_us=<int>
 local bodies, n = {}, 0
 for f in string.gmatch(os.getenv("BENCH_BODIES") or "", "%S+") do
   local h = assert(io.open(f, "rb"))
@@ -48,7 +48,7 @@ function done(summary, latency, requests)
     n2 = n2 + (tonumber(t:get("non2xx")) or 0)
   end
   local secs = summary.duration / 1e6
-  io.write(string.format("RESULT rps=%.1f p50_us=%d p99_us=%d errors=%d requests=%d\n",
+  io.write(string.format("RESULT rps=%.1f p50_us=%d p99_us=%d errors=%d requests=%d max_us=%d\n",
     summary.requests / secs, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout + math.max(e.status, n2), summary.requests))
+    e.connect + e.read + e.write + e.timeout + math.max(e.status, n2), summary.requests, latency.max))
 end
