@@ -84,7 +84,8 @@ dps_limit_decision_t dps_limits_hit(dps_limits_t *l, dps_limit_kind_t kind, cons
  * dropped is lost to the shared state (the limiter errs on refusing), at most one lease each. */
 void dps_limits_forget(dps_limits_t *l);
 
-/* Give back every unspent lease (graceful stop). Returns how many leases were given back. */
+/* Give back every unspent lease (graceful stop), for at most about 250 ms. Returns how many leases
+ * were given back. */
 size_t dps_limits_release(dps_limits_t *l, int64_t now_mono_ms);
 
 /* The lease size: about target_ms worth of the rate, clamp(floor(rate × target_ms), 1,

@@ -2,6 +2,7 @@
  * sizing, and the header values (limits.h). The shared side is migration 007 (limits_pg.c). */
 #include "depsera/limits.h"
 #include "depsera/ratelimit.h"
+#include "depsera/util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #define SUBJECT_MAX 64 /* a key id (36) or an IPv6 address with its zone (<= 46) */
 #define PROBES 8
 #define WARN_LOG_INTERVAL_MS (15 * 60 * 1000) /* §5.2 */
+#define RELEASE_BUDGET_MS 250                 /* giving leases back at a stop takes at most about this */
 
 typedef struct {
     char subject[SUBJECT_MAX]; /* "" = free slot */
@@ -214,6 +216,7 @@ void dps_limits_forget(dps_limits_t *l)
 
 size_t dps_limits_release(dps_limits_t *l, int64_t now)
 {
+    int64_t started = dps_mono_ms();
     size_t n = 0;
 
     if (l == NULL)
@@ -225,6 +228,8 @@ size_t dps_limits_release(dps_limits_t *l, int64_t now)
 
         if (e->subject[0] == '\0' || e->local <= 0 || (e->kind != DPS_LIMIT_KEY && now >= e->window_end_mono))
             continue;
+        if (n > 0 && n % 16 == 0 && dps_mono_ms() - started > RELEASE_BUDGET_MS)
+            break; /* a stop is not held up by thousands of clients' leftovers: they only refuse more */
         if (l->lease(l->arg, (dps_limit_kind_t)e->kind, e->subject, &p, 0, e->local, e->local_start_ms, &rep) != 0)
             break; /* the state is gone: so is what we would give back */
         e->local = 0;
