@@ -58,6 +58,9 @@ SRCS = \
 	src/otlp/metrics.c \
 	src/otlp/ttlcache.c \
 	src/poll/poller.c \
+	src/poll/backoff.c \
+	src/poll/limits.c \
+	src/poll/sanitize.c \
 	src/poll/ssrf.c \
 	src/poll/parse_common.c \
 	src/poll/parse_default.c \
@@ -110,6 +113,7 @@ UNIT_TESTS = \
 	tests/unit/check_poll_default \
 	tests/unit/check_poll_schema \
 	tests/unit/check_poll_prometheus \
+	tests/unit/check_poll_schedule \
 	tests/unit/check_prune
 
 # OTLP protobuf definitions (proto/README.md); their C is generated into $(GEN_PROTO) at build time.
