@@ -58,6 +58,7 @@ SRCS = \
 	src/otlp/metrics.c \
 	src/otlp/ttlcache.c \
 	src/poll/poller.c \
+	src/poll/schedule.c \
 	src/poll/backoff.c \
 	src/poll/limits.c \
 	src/poll/sanitize.c \
@@ -85,7 +86,8 @@ MIGRATIONS = \
 	schema/004_spans \
 	schema/005_ingest_path \
 	schema/006_pruner \
-	schema/007_rate_limits
+	schema/007_rate_limits \
+	schema/008_poller
 
 UNIT_TESTS = \
 	tests/unit/check_config \
