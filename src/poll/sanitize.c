@@ -1,5 +1,6 @@
 /* Error sanitizing of polling.md §5.1: what a stored poll error may say. */
 #include "depsera/poll_sanitize.h"
+#include "depsera/jsonbuf.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -15,26 +16,6 @@ static const struct {
     {"ECONNABORTED", "Connection aborted"},   {"EPIPE", "Connection broken"},         {"abort", "Request timed out"},
     {"certificate", "TLS certificate error"}, {"self-signed", "TLS certificate error"}, {"self signed", "TLS certificate error"},
 };
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-} buf_t;
-
-static int put(buf_t *b, const char *p, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *s = realloc(b->s, cap);
-        if (s == NULL)
-            return -1;
-        b->s = s, b->cap = cap;
-    }
-    memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-    return 0;
-}
 
 static int is_space(char c)
 {
@@ -123,43 +104,46 @@ static size_t path_at(const char *p)
     return segments >= 2 ? n : 0;
 }
 
-/* Replace every match of `at` in `in` by `repl` (only the first when once). */
+/* The buffer's text, NUL-terminated, for the caller to free; NULL when memory ran out. */
+static char *text_of(dps_jsonbuf_t *b)
+{
+    dps_jsonbuf_raw(b, "", 1);
+    if (b->oom) {
+        dps_jsonbuf_free(b);
+        return NULL;
+    }
+    return b->data;
+}
+
+/* Replace every match of `at` in `in` by `repl`. */
 static char *replace(const char *in, size_t (*at)(const char *), const char *repl)
 {
-    buf_t b = {0};
+    dps_jsonbuf_t b;
 
-    if (put(&b, "", 0) != 0)
-        return NULL;
+    dps_jsonbuf_init(&b, strlen(in) + 16);
     for (const char *p = in; *p != '\0';) {
         size_t n = at(p);
-        if (n > 0) {
-            if (put(&b, repl, strlen(repl)) != 0)
-                goto fail;
-            p += n;
-        } else {
-            if (put(&b, p, 1) != 0)
-                goto fail;
-            p++;
-        }
+        if (n > 0)
+            dps_jsonbuf_raw(&b, repl, strlen(repl));
+        else
+            dps_jsonbuf_raw(&b, p, n = 1);
+        p += n;
     }
-    return b.s;
-fail:
-    free(b.s);
-    return NULL;
+    return text_of(&b);
 }
 
 static char *replace_first_ip(const char *in)
 {
-    buf_t b = {0};
+    dps_jsonbuf_t b;
 
     for (const char *p = in; *p != '\0'; p++) {
         size_t n = private_ipv4_at(in, p);
         if (n > 0) {
-            if (put(&b, in, (size_t)(p - in)) != 0 || put(&b, "[redacted-ip]", 13) != 0 || put(&b, p + n, strlen(p + n)) != 0) {
-                free(b.s);
-                return NULL;
-            }
-            return b.s;
+            dps_jsonbuf_init(&b, strlen(in) + 16);
+            dps_jsonbuf_raw(&b, in, (size_t)(p - in));
+            dps_jsonbuf_lit(&b, "[redacted-ip]");
+            dps_jsonbuf_raw(&b, p + n, strlen(p + n));
+            return text_of(&b);
         }
     }
     return strdup(in);
