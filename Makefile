@@ -10,7 +10,6 @@ SRCS = \
 	src/core/log.c \
 	src/core/util.c \
 	src/core/proc.c \
-	src/core/background.c \
 	src/core/password.c \
 	src/db/db.c \
 	src/db/listen.c \
@@ -58,6 +57,7 @@ SRCS = \
 	src/otlp/metrics.c \
 	src/otlp/ttlcache.c \
 	src/poll/poller.c \
+	src/poll/fetch.c \
 	src/poll/schedule.c \
 	src/poll/backoff.c \
 	src/poll/limits.c \
