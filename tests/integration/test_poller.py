@@ -644,3 +644,33 @@ def test_polling_pauses_without_the_database(own_cluster, own_db, server, target
     assert srv.alive(), srv.tail()
     own_cluster.start()
     wait_for(lambda: target.count("/s") >= n + 2, 20, what="polls after PostgreSQL returned", detail=srv.tail)
+
+
+def test_serve_runs_the_poller(migrated_db, server, target):
+    db = migrated_db
+    setup_team(db)
+    target.routes["/s"] = json_route([{"name": "x", "healthy": True}])
+    sid = add_service(db, "s", target.url("/s"), interval=60000)
+    srv = server(db.url, workers=1, env=LOOP)
+    wait_for(polled(db, sid, True), 10, what="a poll by serve's poller", detail=srv.tail)
+    assert [o for o in poll_lines(srv, sid) if o.get("role") == "poller"]
+    srv.stop(signal.SIGTERM)
+    assert srv.wait(15) == 0
+
+
+def test_health_changes_are_events(migrated_db, server, target):
+    db = migrated_db
+    setup_team(db)
+    body = {"healthy": True}
+    target.routes["/s"] = lambda h: h.answer(200, json.dumps([{"name": "pg", "healthy": body["healthy"]}]))
+    sid = add_service(db, "s", target.url("/s"), interval=60000)
+    srv = poller(server, db)
+    wait_for(polled(db, sid, True), 10, what="the first poll", detail=srv.tail)
+    body["healthy"] = False
+    db.psql(f"UPDATE poll_schedule SET next_due_at = now() WHERE service_id = '{sid}'")
+    wait_for(lambda: deps(db, sid)["pg"]["healthy"] is False, 10, what="the second poll", detail=srv.tail)
+    ev = rows(db, "SELECT service_name, dependency_name, previous_healthy, current_healthy FROM status_change_events "
+                  f"WHERE service_id = '{sid}'")
+    assert ev == [{"service_name": "s", "dependency_name": "pg", "previous_healthy": True, "current_healthy": False}]
+    # still a successful poll: the service's own poll history is untouched
+    assert history(db, sid) == []
