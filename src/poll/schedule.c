@@ -32,9 +32,12 @@ static const char claim_sql[] =
     "RETURNING ps.service_id, ps.claim_token, ps.generation, ps.failures, ps.circuit, ps.host, s.name, "
     "s.health_endpoint, s.health_endpoint_format, s.schema_config::text, s.poll_interval_ms";
 
+/* The first due time of an unclaimed row, or the first lease to expire (a claim may be a dead
+ * poller's): two index scans, whatever the size of the schedule. */
 static const char next_due_sql[] =
-    "SELECT greatest(0, ceil(extract(epoch FROM min(greatest(next_due_at, coalesce(claimed_until, next_due_at))) - now()) "
-    "* 1000))::bigint FROM poll_schedule";
+    "SELECT greatest(0, ceil(extract(epoch FROM least("
+    "(SELECT next_due_at FROM poll_schedule WHERE claimed_until IS NULL ORDER BY next_due_at LIMIT 1), "
+    "(SELECT min(claimed_until) FROM poll_schedule WHERE claimed_until IS NOT NULL)) - now()) * 1000))::bigint";
 
 /* §5: the services row, and a poll-history row: after a success only when the last row is an error
  * (a recovery), after a failure when there is no row, the last one is a recovery, or its error
