@@ -5,9 +5,9 @@
 
 #include <stdint.h>
 
-#define DPS_POLL_BACKOFF_BASE_MS 1000    /* delay(0) */
-#define DPS_POLL_BACKOFF_MAX_MS 300000   /* delays are capped here */
-#define DPS_POLL_BREAKER_THRESHOLD 10    /* consecutive failures that open the circuit */
+#define DPS_POLL_BACKOFF_BASE_MS 1000       /* delay(0) */
+#define DPS_POLL_BACKOFF_MAX_MS 300000      /* delays are capped here */
+#define DPS_POLL_BREAKER_THRESHOLD 10       /* consecutive failures that open the circuit */
 #define DPS_POLL_BREAKER_COOLDOWN_MS 300000 /* open circuit: the probe comes this long after the failure */
 
 typedef enum {

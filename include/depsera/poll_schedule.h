@@ -25,8 +25,9 @@ typedef struct {
 } dps_poll_claim_t;
 
 /* Claims up to n due services (oldest due first) whose host has fewer than per_host polls in flight
- * in the whole cluster (claims are serialized by an advisory lock, so the count is exact), for lease_ms. On success *out is a malloc'd array of *count claims (NULL when
- * none; free with dps_schedule_claims_free). 0, or -1 when the database failed (logged). */
+ * in the whole cluster (claims are serialized by an advisory lock, so the count is exact), for lease_ms. On success *out is a
+ * malloc'd array of *count claims (NULL when none; free with dps_schedule_claims_free). 0, or -1 when the database failed (logged).
+ */
 int dps_schedule_claim(dps_db_t *db, int n, int per_host, int lease_ms, dps_poll_claim_t **out, size_t *count)
     __attribute__((warn_unused_result));
 void dps_schedule_claim_free(dps_poll_claim_t *c);
@@ -46,9 +47,9 @@ typedef struct {
 } dps_poll_outcome_t;
 
 typedef enum {
-    DPS_RECORD_OK,      /* written and the service rescheduled */
-    DPS_RECORD_STALE,   /* the claim was lost (lease taken over, service changed or removed): nothing written */
-    DPS_RECORD_FAILED,  /* the database failed (logged): nothing written, the claim left to expire */
+    DPS_RECORD_OK,     /* written and the service rescheduled */
+    DPS_RECORD_STALE,  /* the claim was lost (lease taken over, service changed or removed): nothing written */
+    DPS_RECORD_FAILED, /* the database failed (logged): nothing written, the claim left to expire */
 } dps_record_status_t;
 
 /* In one transaction: the statuses through the shared upsert (dependencies, latency and error
@@ -56,8 +57,7 @@ typedef enum {
  * schedule (backoff and breaker of §3 computed with dps_poll_after). The schedule row is written only
  * while c's claim still holds it, else the transaction is rolled back (STALE) and the claim released.
  * *next_in_ms (may be NULL) receives the delay chosen. */
-dps_record_status_t dps_schedule_record(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_outcome_t *o,
-                                        int64_t *next_in_ms);
+dps_record_status_t dps_schedule_record(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_outcome_t *o, int64_t *next_in_ms);
 
 /* Give claims back without a poll (shutdown, or a host over its cap here): the services stay due.
  * 0, or -1 when the database failed. */

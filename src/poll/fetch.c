@@ -239,11 +239,13 @@ static const char *reason_phrase(long status)
     static const struct {
         long status;
         const char *text;
-    } t[] = {{300, "Multiple Choices"}, {301, "Moved Permanently"}, {302, "Found"}, {303, "See Other"}, {304, "Not Modified"},
-             {307, "Temporary Redirect"}, {308, "Permanent Redirect"}, {400, "Bad Request"}, {401, "Unauthorized"},
-             {403, "Forbidden"}, {404, "Not Found"}, {405, "Method Not Allowed"}, {408, "Request Timeout"},
-             {429, "Too Many Requests"}, {500, "Internal Server Error"}, {501, "Not Implemented"}, {502, "Bad Gateway"},
-             {503, "Service Unavailable"}, {504, "Gateway Timeout"}};
+    } t[] = {{300, "Multiple Choices"},   {301, "Moved Permanently"}, {302, "Found"},
+             {303, "See Other"},          {304, "Not Modified"},      {307, "Temporary Redirect"},
+             {308, "Permanent Redirect"}, {400, "Bad Request"},       {401, "Unauthorized"},
+             {403, "Forbidden"},          {404, "Not Found"},         {405, "Method Not Allowed"},
+             {408, "Request Timeout"},    {429, "Too Many Requests"}, {500, "Internal Server Error"},
+             {501, "Not Implemented"},    {502, "Bad Gateway"},       {503, "Service Unavailable"},
+             {504, "Gateway Timeout"}};
 
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         if (t[i].status == status)

@@ -22,13 +22,13 @@
 #include <string.h>
 
 #define CHANNEL "depsera_poll"
-#define POLL_TIMEOUT_MS 10000   /* §2: a poll is aborted after 10 s, redirects included */
-#define MAX_BODY (1024 * 1024)  /* a longer answer fails the poll ("Response body too large") */
+#define POLL_TIMEOUT_MS 10000  /* §2: a poll is aborted after 10 s, redirects included */
+#define MAX_BODY (1024 * 1024) /* a longer answer fails the poll ("Response body too large") */
 #define MAX_REDIRECTS 5
-#define LEASE_MS 60000          /* a claim outlives the longest poll and its recording many times over */
-#define RESCAN_MS 5000          /* §3 tick: lost notifications, the allowlist setting, other pollers' polls */
-#define BUSY_RESCAN_MS 500      /* due services left because their hosts were at their cap */
-#define DB_RETRY_MS 500         /* while PostgreSQL is away */
+#define LEASE_MS 60000     /* a claim outlives the longest poll and its recording many times over */
+#define RESCAN_MS 5000     /* §3 tick: lost notifications, the allowlist setting, other pollers' polls */
+#define BUSY_RESCAN_MS 500 /* due services left because their hosts were at their cap */
+#define DB_RETRY_MS 500    /* while PostgreSQL is away */
 #define USER_AGENT "Dependencies-Dashboard/1.0"
 
 typedef struct {

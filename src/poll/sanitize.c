@@ -11,9 +11,9 @@
 static const struct {
     const char *pattern, *message;
 } known[] = {
-    {"ECONNREFUSED", "Connection refused"},   {"ECONNRESET", "Connection reset"},     {"ETIMEDOUT", "Connection timed out"},
-    {"ENOTFOUND", "DNS lookup failed"},       {"EHOSTUNREACH", "Host unreachable"},   {"ENETUNREACH", "Network unreachable"},
-    {"ECONNABORTED", "Connection aborted"},   {"EPIPE", "Connection broken"},         {"abort", "Request timed out"},
+    {"ECONNREFUSED", "Connection refused"},   {"ECONNRESET", "Connection reset"},       {"ETIMEDOUT", "Connection timed out"},
+    {"ENOTFOUND", "DNS lookup failed"},       {"EHOSTUNREACH", "Host unreachable"},     {"ENETUNREACH", "Network unreachable"},
+    {"ECONNABORTED", "Connection aborted"},   {"EPIPE", "Connection broken"},           {"abort", "Request timed out"},
     {"certificate", "TLS certificate error"}, {"self-signed", "TLS certificate error"}, {"self signed", "TLS certificate error"},
 };
 

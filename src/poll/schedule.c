@@ -218,13 +218,13 @@ int dps_schedule_release(dps_db_t *db, const char *const *tokens, size_t n)
 
 typedef enum { TX_DONE, TX_STALE, TX_RETRY, TX_FAILED } tx_t;
 
-
 /* What a failed statement means: retry the transaction (deadlock, serialization failure, a
  * prepared statement a pooler lost), or give up (logged). */
 static tx_t failed_tx(const char *what, PGresult *res)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    tx_t t = state != NULL && (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "26000")) ? TX_RETRY : TX_FAILED;
+    tx_t t =
+        state != NULL && (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "26000")) ? TX_RETRY : TX_FAILED;
 
     if (t == TX_FAILED)
         log_failed(what, res);

@@ -33,17 +33,17 @@ static const struct {
     long long want_delay;
 } steps[] = {
     {0, DPS_CIRCUIT_CLOSED, 1, 30000, 0, DPS_CIRCUIT_CLOSED, 30000},
-    {5, DPS_CIRCUIT_CLOSED, 1, 30000, 0, DPS_CIRCUIT_CLOSED, 30000},     /* success resets */
-    {0, DPS_CIRCUIT_CLOSED, 0, 30000, 1, DPS_CIRCUIT_CLOSED, 30000},     /* max(interval, 1 s) */
-    {0, DPS_CIRCUIT_CLOSED, 0, 500, 1, DPS_CIRCUIT_CLOSED, 1000},        /* max(0.5 s, 1 s) */
-    {3, DPS_CIRCUIT_CLOSED, 0, 1000, 4, DPS_CIRCUIT_CLOSED, 8000},       /* backoff of the 3 before */
+    {5, DPS_CIRCUIT_CLOSED, 1, 30000, 0, DPS_CIRCUIT_CLOSED, 30000}, /* success resets */
+    {0, DPS_CIRCUIT_CLOSED, 0, 30000, 1, DPS_CIRCUIT_CLOSED, 30000}, /* max(interval, 1 s) */
+    {0, DPS_CIRCUIT_CLOSED, 0, 500, 1, DPS_CIRCUIT_CLOSED, 1000},    /* max(0.5 s, 1 s) */
+    {3, DPS_CIRCUIT_CLOSED, 0, 1000, 4, DPS_CIRCUIT_CLOSED, 8000},   /* backoff of the 3 before */
     {5, DPS_CIRCUIT_CLOSED, 0, 30000, 6, DPS_CIRCUIT_CLOSED, 32000},
     {8, DPS_CIRCUIT_CLOSED, 0, 5000, 9, DPS_CIRCUIT_CLOSED, 256000},
-    {9, DPS_CIRCUIT_CLOSED, 0, 5000, 10, DPS_CIRCUIT_OPEN, 300000},      /* the 10th opens */
-    {9, DPS_CIRCUIT_CLOSED, 0, 3600000, 10, DPS_CIRCUIT_OPEN, 3600000},  /* a longer interval still wins */
-    {10, DPS_CIRCUIT_HALF_OPEN, 0, 5000, 11, DPS_CIRCUIT_OPEN, 300000},  /* failed probe re-opens */
-    {10, DPS_CIRCUIT_HALF_OPEN, 1, 5000, 0, DPS_CIRCUIT_CLOSED, 5000},   /* successful probe closes */
-    {2, DPS_CIRCUIT_HALF_OPEN, 0, 5000, 3, DPS_CIRCUIT_OPEN, 300000},    /* a probe is a probe whatever the count */
+    {9, DPS_CIRCUIT_CLOSED, 0, 5000, 10, DPS_CIRCUIT_OPEN, 300000},     /* the 10th opens */
+    {9, DPS_CIRCUIT_CLOSED, 0, 3600000, 10, DPS_CIRCUIT_OPEN, 3600000}, /* a longer interval still wins */
+    {10, DPS_CIRCUIT_HALF_OPEN, 0, 5000, 11, DPS_CIRCUIT_OPEN, 300000}, /* failed probe re-opens */
+    {10, DPS_CIRCUIT_HALF_OPEN, 1, 5000, 0, DPS_CIRCUIT_CLOSED, 5000},  /* successful probe closes */
+    {2, DPS_CIRCUIT_HALF_OPEN, 0, 5000, 3, DPS_CIRCUIT_OPEN, 300000},   /* a probe is a probe whatever the count */
     {42, DPS_CIRCUIT_OPEN, 0, 5000, 43, DPS_CIRCUIT_OPEN, 300000},
 };
 
@@ -187,7 +187,8 @@ static const struct {
     {"Invalid response: expected array", "Invalid response: expected array"},
     {"failed at https://user:pw@api.internal/x?y=1 now", "failed at [redacted-url] now"},
     {"Blocked private IP: 192.168.1.20", "Blocked private IP: [redacted-ip]"},
-    {"Hostname a.example resolved to blocked private IP: 127.0.0.1", "Hostname a.example resolved to blocked private IP: [redacted-ip]"},
+    {"Hostname a.example resolved to blocked private IP: 127.0.0.1",
+     "Hostname a.example resolved to blocked private IP: [redacted-ip]"},
     {"ips 8.8.8.8 and 10.1.2.3 and 172.16.0.1", "ips 8.8.8.8 and [redacted-ip] and 172.16.0.1"}, /* the first only */
     {"172.32.0.1 and 169.254.1.1", "172.32.0.1 and [redacted-ip]"},
     {"version 110.0.0.1", "version 110.0.0.1"}, /* not an address on a boundary */
