@@ -12,6 +12,8 @@
 /* Transaction-scoped advisory lock that serializes claims across pollers (the pruner's key 1 with 8). */
 #define DPS_POLL_CLAIM_LOCK_KEY1 1685086066
 #define DPS_POLL_CLAIM_LOCK_KEY2 8
+/* Shorter poll intervals (only SQL can store them) count as this. */
+#define DPS_POLL_MIN_INTERVAL_MS 1000
 
 /* A claimed service: what to poll, and the claim that its completion presents. Strings are owned
  * by the claim (dps_schedule_claim_free). */

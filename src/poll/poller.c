@@ -238,7 +238,13 @@ static void scan(poller_t *p)
     release_lost(p);
     if (now >= p->allowlist_at_ms)
         refresh_allowlist(p, conn);
-    if (room > 0 && dps_schedule_claim(p->db, room, (int)p->cfg->poll_max_concurrent_per_host, LEASE_MS, &claims, &n) == 0) {
+    if (room > 0) {
+        if (dps_schedule_claim(p->db, room, (int)p->cfg->poll_max_concurrent_per_host, LEASE_MS, &claims, &n) != 0) {
+            /* logged; a schema without migration 008 must not fill the log twice a second */
+            if (dps_db_check(p->db) == 0)
+                p->next_scan_ms = now + RESCAN_MS;
+            return;
+        }
         for (size_t i = 0; i < n; i++)
             start(p, &claims[i]);
         dps_schedule_claims_free(claims, n);

@@ -123,6 +123,9 @@ static int take_claim(const PGresult *res, int row, dps_poll_claim_t *c)
     c->format = dup_value(res, row, 8);
     c->schema_config = dup_value(res, row, 9);
     c->interval_ms = strtoll(PQgetvalue(res, row, 10), NULL, 10);
+    /* the API keeps intervals at 5 s or more; a row written by hand must not make a busy loop */
+    if (c->interval_ms < DPS_POLL_MIN_INTERVAL_MS)
+        c->interval_ms = DPS_POLL_MIN_INTERVAL_MS;
     if (c->service_id == NULL || c->token == NULL || c->host == NULL || c->name == NULL || c->url == NULL || c->format == NULL ||
         (c->schema_config == NULL && !PQgetisnull(res, row, 9))) {
         dps_schedule_claim_free(c);

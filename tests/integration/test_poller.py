@@ -681,3 +681,17 @@ def test_health_changes_are_events(migrated_db, server, target):
     assert ev == [{"service_name": "s", "dependency_name": "pg", "previous_healthy": True, "current_healthy": False}]
     # still a successful poll: the service's own poll history is untouched
     assert history(db, sid) == []
+
+
+def test_without_the_schedule_table_the_poller_waits_quietly(migrated_db, server):
+    from conftest import migrate
+    db = migrated_db
+    r = migrate(db.url, "down", "1")
+    assert r.code == 0, r
+    srv = poller(server, db)
+    srv.wait_log(lambda o: o.get("msg") == "poll claim failed", 10, what="the failed claim")
+    time.sleep(6.0)
+    fails = [o for o in srv.log_lines() if o.get("msg") == "poll claim failed"]
+    assert 1 <= len(fails) <= 3, len(fails)  # one every 5 s, not one per half second
+    assert "poll_schedule" in fails[0].get("error", "")
+    assert srv.alive()
