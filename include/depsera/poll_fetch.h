@@ -34,7 +34,8 @@ typedef void (*dps_fetch_done_t)(void *user, const dps_fetch_result_t *r, void *
 dps_fetch_t *dps_fetch_create(const dps_fetch_opts_t *opts);
 /* Abandons every fetch in flight (no callbacks) and frees everything. */
 void dps_fetch_destroy(dps_fetch_t *f);
-/* The allowlist the SSRF checks use from now on (not owned; NULL = empty). */
+/* The allowlist the SSRF checks use from now on (not owned; NULL = empty). After a change, fetches
+ * open new connections until every connection opened under the previous list has aged out. */
 void dps_fetch_set_allowlist(dps_fetch_t *f, const dps_ssrf_allowlist_t *al);
 
 /* Starts GET url with the given Accept header; `user` comes back in the callback. 0, or -1 with the

@@ -12,6 +12,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Idle connections are closed after this long (CURLOPT_MAXAGE_CONN): after an allowlist change, no
+ * connection opened under the old list is reused (each was checked when it was opened). */
+#define CONN_MAX_AGE_S 60
+
 typedef struct xfer xfer_t;
 
 struct xfer {
@@ -31,7 +35,9 @@ struct dps_fetch {
     dps_fetch_opts_t o;
     CURLM *multi;
     const dps_ssrf_allowlist_t *allowlist;
-    xfer_t *xfers; /* list of fetches in flight */
+    int allowlist_set;
+    int64_t fresh_until; /* monotonic ms: until then no transfer reuses a connection */
+    xfer_t *xfers;       /* list of fetches in flight */
     size_t count;
     struct pollfd *fds; /* the sockets libcurl wants watched */
     size_t nfds, afds;
@@ -156,6 +162,8 @@ static int configure(xfer_t *x, const char *accept)
             curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->f->o.max_body) |
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write) | curl_easy_setopt(e, CURLOPT_WRITEDATA, x) |
             curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) | curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x) |
+            curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)CONN_MAX_AGE_S) |
+            curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, dps_mono_ms() < x->f->fresh_until ? 1L : 0L) |
             curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)remaining_ms(x))) == CURLE_OK
                ? 0
                : -1;
@@ -411,7 +419,10 @@ dps_fetch_t *dps_fetch_create(const dps_fetch_opts_t *opts)
 
 void dps_fetch_set_allowlist(dps_fetch_t *f, const dps_ssrf_allowlist_t *al)
 {
+    if (f->allowlist_set)
+        f->fresh_until = dps_mono_ms() + CONN_MAX_AGE_S * 1000 + 1000;
     f->allowlist = al;
+    f->allowlist_set = 1;
 }
 
 void dps_fetch_destroy(dps_fetch_t *f)

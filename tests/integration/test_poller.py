@@ -498,6 +498,13 @@ def test_allowlist_setting_overrides_the_environment(migrated_db, server, target
     db.psql("UPDATE settings SET value = '127.0.0.1' WHERE key = 'ssrf_allowlist'")
     db.psql(f"UPDATE poll_schedule SET next_due_at = now() + interval '6 seconds' WHERE service_id = '{sid}'")
     wait_for(polled(db, sid, True), 15, what="a poll with the new setting", detail=srv.tail)
+    # narrowed again: the kept-alive connection to the target is not reused under the new list
+    db.psql("UPDATE settings SET value = '10.0.0.0/8' WHERE key = 'ssrf_allowlist'")
+    db.psql(f"UPDATE poll_schedule SET next_due_at = now() + interval '6 seconds' WHERE service_id = '{sid}'")
+    n = target.count("/h")
+    wait_for(polled(db, sid, False), 15, what="a refused poll with the narrowed setting", detail=srv.tail)
+    assert service(db, sid)["last_poll_error"] == "Blocked private IP: [redacted-ip]"
+    assert target.count("/h") == n
 
 
 # --------------------------------------------------------------------------
