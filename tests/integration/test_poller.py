@@ -612,12 +612,9 @@ def test_two_pollers_poll_each_due_time_once(migrated_db, server, target):
         len([o for o in pa + pb if o["service_id"] == ids[0]])  # latencyMs 0 writes no latency row
 
 
-def test_per_host_cap(migrated_db, server, target):
-    db = migrated_db
-    setup_team(db)
-    gate = threading.Event()
-    lock = threading.Lock()
-    live = {"now": 0, "max": 0}
+def gated_routes(target, paths):
+    """Routes that hold each request until the gate opens; live counts them (now, max)."""
+    gate, lock, live = threading.Event(), threading.Lock(), {"now": 0, "max": 0}
 
     def slow(h):
         with lock:
@@ -628,18 +625,44 @@ def test_per_host_cap(migrated_db, server, target):
             live["now"] -= 1
         h.answer(200, "[]")
 
+    for p in paths:
+        target.routes[p] = slow
+    return gate, live
+
+
+def all_polled(db, n):
+    return lambda: int(db.psql("SELECT count(*) FROM services WHERE last_poll_success")) == n
+
+
+def test_per_host_cap(migrated_db, server, target):
+    db = migrated_db
+    setup_team(db)
+    gate, live = gated_routes(target, [f"/c{i}" for i in range(8)])
     for i in range(8):
-        target.routes[f"/c{i}"] = slow
         add_service(db, f"c{i}", target.url(f"/c{i}"), interval=60000)
     a = poller(server, db, {"POLL_MAX_CONCURRENT_PER_HOST": "3"})
-    b = poller(server, db, {"POLL_MAX_CONCURRENT_PER_HOST": "3"})
+    poller(server, db, {"POLL_MAX_CONCURRENT_PER_HOST": "3"})
     wait_for(lambda: live["now"] == 3, 10, what="three polls in flight", detail=a.tail)
     time.sleep(1.0)
     assert live["max"] == 3  # across both pollers
     gate.set()
-    wait_for(lambda: int(db.psql("SELECT count(*) FROM services WHERE last_poll_success")) == 8, 20,
-             what="every service polled", detail=a.tail)
+    wait_for(all_polled(db, 8), 20, what="every service polled", detail=a.tail)
     assert live["max"] == 3
+
+
+def test_global_cap(migrated_db, server, target):
+    db = migrated_db
+    setup_team(db)
+    gate, live = gated_routes(target, [f"/g{i}" for i in range(6)])
+    for i in range(6):
+        add_service(db, f"g{i}", target.url(f"/g{i}"), interval=60000)
+    srv = poller(server, db, {"POLL_MAX_IN_FLIGHT": "2"})
+    wait_for(lambda: live["now"] == 2, 10, what="two polls in flight", detail=srv.tail)
+    time.sleep(1.0)
+    assert live["max"] == 2
+    gate.set()
+    wait_for(all_polled(db, 6), 20, what="every service polled", detail=srv.tail)
+    assert live["max"] == 2
 
 
 def test_polling_pauses_without_the_database(own_cluster, own_db, server, target):
