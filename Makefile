@@ -10,7 +10,6 @@ SRCS = \
 	src/core/log.c \
 	src/core/util.c \
 	src/core/proc.c \
-	src/core/background.c \
 	src/core/password.c \
 	src/db/db.c \
 	src/db/listen.c \
@@ -58,6 +57,11 @@ SRCS = \
 	src/otlp/metrics.c \
 	src/otlp/ttlcache.c \
 	src/poll/poller.c \
+	src/poll/fetch.c \
+	src/poll/schedule.c \
+	src/poll/backoff.c \
+	src/poll/limits.c \
+	src/poll/sanitize.c \
 	src/poll/ssrf.c \
 	src/poll/parse_common.c \
 	src/poll/parse_default.c \
@@ -82,7 +86,8 @@ MIGRATIONS = \
 	schema/004_spans \
 	schema/005_ingest_path \
 	schema/006_pruner \
-	schema/007_rate_limits
+	schema/007_rate_limits \
+	schema/008_poller
 
 UNIT_TESTS = \
 	tests/unit/check_config \
@@ -110,6 +115,7 @@ UNIT_TESTS = \
 	tests/unit/check_poll_default \
 	tests/unit/check_poll_schema \
 	tests/unit/check_poll_prometheus \
+	tests/unit/check_poll_schedule \
 	tests/unit/check_prune
 
 # OTLP protobuf definitions (proto/README.md); their C is generated into $(GEN_PROTO) at build time.

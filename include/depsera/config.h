@@ -33,6 +33,7 @@ typedef struct dps_config {
     long long otlp_usage_flush_interval_ms;
     long long otlp_max_body_bytes;
     long long poll_max_concurrent_per_host;
+    long long poll_max_in_flight;
     char *ssrf_allowlist;
     long long data_retention_days;
     char *retention_cleanup_time;

@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct dps_db dps_db_t;
 
@@ -44,5 +45,11 @@ void dps_listener_destroy(dps_listener_t *l);
  * Returns 0 after a timeout or notifications, -1 if interrupted by a signal. */
 int dps_listener_wait(dps_listener_t *l, int timeout_ms, const sigset_t *sigmask, dps_notify_cb_t cb, void *arg);
 int dps_listener_is_connected(const dps_listener_t *l);
+/* For callers with a poll loop of their own: the socket to wait on for input (connecting first when
+ * the backoff allows), or -1 while disconnected, with *retry_in_ms until the next attempt. */
+int dps_listener_socket(dps_listener_t *l, int64_t *retry_in_ms);
+/* After that socket polled readable (or in error): read it and deliver notifications to cb; a broken
+ * connection is closed, logged and retried. */
+void dps_listener_ready(dps_listener_t *l, dps_notify_cb_t cb, void *arg);
 
 #endif

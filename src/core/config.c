@@ -73,8 +73,10 @@ const dps_config_var_t dps_config_vars[] = {
     {"OTLP_MAX_BODY_BYTES", DPS_CFG_INT, "20971520", NULL, 1024, 1073741824,
      "largest request body accepted on the wire, and largest OTLP body after decompression", OFF(otlp_max_body_bytes), 0},
     /* polling, SSRF, retention */
-    {"POLL_MAX_CONCURRENT_PER_HOST", DPS_CFG_INT, "5", NULL, 1, 1000, "simultaneous polls per target host",
+    {"POLL_MAX_CONCURRENT_PER_HOST", DPS_CFG_INT, "5", NULL, 1, 1000, "simultaneous polls per target host, counted across all pollers",
      OFF(poll_max_concurrent_per_host), 0},
+    {"POLL_MAX_IN_FLIGHT", DPS_CFG_INT, "256", NULL, 1, 10000, "simultaneous polls of one poller process, all hosts together",
+     OFF(poll_max_in_flight), 0},
     {"SSRF_ALLOWLIST", DPS_CFG_STR, "", NULL, 0, 0,
      "comma list of host names, *.suffix patterns and IPv4 CIDRs that polls may reach despite the SSRF rules",
      OFF(ssrf_allowlist), 0},

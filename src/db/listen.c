@@ -123,28 +123,45 @@ static void drain_notifies(dps_listener_t *l, dps_notify_cb_t cb, void *arg)
     }
 }
 
-int dps_listener_wait(dps_listener_t *l, int timeout_ms, const sigset_t *sigmask, dps_notify_cb_t cb, void *arg)
+int dps_listener_socket(dps_listener_t *l, int64_t *retry_in_ms)
 {
     int64_t now = dps_mono_ms();
-    int r;
 
     if (l->conn == NULL && now >= l->next_attempt_ms)
         connect_and_listen(l);
-    if (l->conn == NULL) {
-        /* sleep until the timeout or the next connection attempt, whichever is first */
-        int64_t until = l->next_attempt_ms - now;
-        return wait_fd(-1, (int)(until < timeout_ms ? (until > 0 ? until : 0) : timeout_ms), sigmask) < 0 ? -1 : 0;
-    }
-    if ((r = wait_fd(PQsocket(l->conn), timeout_ms, sigmask)) < 0)
-        return -1;
-    if (r > 0 && (PQconsumeInput(l->conn) == 0 || PQstatus(l->conn) != CONNECTION_OK)) {
+    if (l->conn != NULL)
+        return PQsocket(l->conn);
+    *retry_in_ms = l->next_attempt_ms > now ? l->next_attempt_ms - now : 0;
+    return -1;
+}
+
+void dps_listener_ready(dps_listener_t *l, dps_notify_cb_t cb, void *arg)
+{
+    if (l->conn == NULL)
+        return;
+    if (PQconsumeInput(l->conn) == 0 || PQstatus(l->conn) != CONNECTION_OK) {
         char err[512];
         snprintf(err, sizeof(err), "%s", PQerrorMessage(l->conn));
         err[strcspn(err, "\n")] = '\0';
         lost(l, err);
         l->next_attempt_ms = 0; /* try again at once: the server may just have restarted */
-        return 0;
+        return;
     }
     drain_notifies(l, cb, arg);
+}
+
+int dps_listener_wait(dps_listener_t *l, int timeout_ms, const sigset_t *sigmask, dps_notify_cb_t cb, void *arg)
+{
+    int64_t retry = 0;
+    int fd = dps_listener_socket(l, &retry), r;
+
+    if (fd < 0) /* sleep until the timeout or the next connection attempt, whichever is first */
+        return wait_fd(-1, (int)(retry < timeout_ms ? retry : timeout_ms), sigmask) < 0 ? -1 : 0;
+    if ((r = wait_fd(fd, timeout_ms, sigmask)) < 0)
+        return -1;
+    if (r > 0)
+        dps_listener_ready(l, cb, arg);
+    else
+        drain_notifies(l, cb, arg);
     return 0;
 }
