@@ -46,6 +46,7 @@ SRCS = \
 	src/api/services.c \
 	src/api/services_validate.c \
 	src/api/poll_history.c \
+	src/api/test_schema.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
 	src/otlp/arena.c \

@@ -22,6 +22,11 @@ void dps_api_services_create(dps_req_t *r);
 void dps_api_services_update(dps_req_t *r);
 /* DELETE /api/services/:id: 204. */
 void dps_api_services_delete(dps_req_t *r);
+/* POST /api/services/test-schema (graph-and-api.md §4.5) */
+void dps_api_services_test_schema(dps_req_t *r);
+/* The SSRF allowlist in force (the ssrf_allowlist setting, else SSRF_ALLOWLIST), freed with the
+ * request. 0, or -1 after answering 503/500. */
+int dps_api_load_allowlist(dps_req_t *r, dps_ssrf_allowlist_t **out) __attribute__((warn_unused_result));
 /* GET /api/services/:id/poll-history (polling.md §7) */
 void dps_api_services_poll_history(dps_req_t *r);
 

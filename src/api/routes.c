@@ -47,6 +47,7 @@ const dps_route_t dps_routes[] = {
     {"GET", "/api/teams/:id/otlp-stats", dps_api_otlp_stats_team, 0},
     {"GET", "/api/services", dps_api_services_list, 0},
     {"POST", "/api/services", dps_api_services_create, 0},
+    {"POST", "/api/services/test-schema", dps_api_services_test_schema, 0},
     {"GET", "/api/services/:id", dps_api_services_get, 0},
     {"PUT", "/api/services/:id", dps_api_services_update, 0},
     {"DELETE", "/api/services/:id", dps_api_services_delete, 0},

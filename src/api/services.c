@@ -184,7 +184,7 @@ static void on_allowlist_dispose(void *p)
 
 /* The SSRF allowlist in force (polling.md §4.1): the admin setting if non-empty, else SSRF_ALLOWLIST.
  * Freed with the request. 0, or -1 after answering 503/500. */
-static int load_allowlist(dps_req_t *r, dps_ssrf_allowlist_t **out)
+int dps_api_load_allowlist(dps_req_t *r, dps_ssrf_allowlist_t **out)
 {
     PGresult *res = dps_req_sql(r, NULL, "SELECT value FROM settings WHERE key = 'ssrf_allowlist'", 0, NULL);
     const char *text = dps_worker_config(r->worker)->ssrf_allowlist;
@@ -720,7 +720,7 @@ void dps_api_services_create(dps_req_t *r)
     PGresult *res;
     json_t *out;
 
-    if (dps_require_user(r) != 0 || create_guard(r) != 0 || load_allowlist(r, &al) != 0)
+    if (dps_require_user(r) != 0 || create_guard(r) != 0 || dps_api_load_allowlist(r, &al) != 0)
         return;
     in = new_input(r);
     if (dps_service_validate_create(r->body, al, in) != 0) {
@@ -815,7 +815,7 @@ void dps_api_services_update(dps_req_t *r)
     PGresult *old, *res;
     json_t *out;
 
-    if (dps_require_user(r) != 0 || (id = id_or_404(r)) == NULL || load_allowlist(r, &al) != 0 ||
+    if (dps_require_user(r) != 0 || (id = id_or_404(r)) == NULL || dps_api_load_allowlist(r, &al) != 0 ||
         (old = lock_service(r, id)) == NULL)
         return;
     in = new_input(r);

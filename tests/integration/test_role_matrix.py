@@ -110,6 +110,9 @@ ROWS = [
     ("team otlp stats", "GET", lambda c: f"/api/teams/{c['team_a']}/otlp-stats", lambda c: None,
      dict(lead_a_only(200), member_a=200)),
     ("admin otlp stats", "GET", lambda c: "/api/admin/otlp-stats", lambda c: None, admin_only(200)),
+    # leads of any team and admins; the body fails the first check after the guard (nothing fetched)
+    ("test schema", "POST", lambda c: "/api/services/test-schema", lambda c: {"format": "otlp"},
+     {"anonymous": 401, "member_a": 403, "lead_a": 400, "member_b": 403, "lead_b": 400, "admin": 400}),
     # history reads are org-wide (open-questions C): any session
     ("poll history", "GET", lambda c: f"/api/services/{_fresh_service(c)}/poll-history", lambda c: None,
      {"anonymous": 401, "member_a": 200, "lead_a": 200, "member_b": 200, "lead_b": 200, "admin": 200}),
@@ -184,4 +187,5 @@ PATTERNS = {
     "team key usage": "/api/teams/:id/api-keys/:keyId/usage", "admin key usage": "/api/admin/api-keys/:keyId/usage",
     "admin otlp usage": "/api/admin/otlp-usage", "team otlp stats": "/api/teams/:id/otlp-stats",
     "admin otlp stats": "/api/admin/otlp-stats", "poll history": "/api/services/:id/poll-history",
+    "test schema": "/api/services/test-schema",
 }
