@@ -22,7 +22,10 @@ CREATE UNLOGGED TABLE rate_limit_state (
 -- Token bucket lease: refill to now (continuous, rpm/60000 per ms, at most
 -- p_capacity), add back p_give unspent tokens, then grant up to p_want whole
 -- tokens.  Returns what was granted, the tokens left and the database time.
--- A missing row is a full bucket (creation, or eviction by a rate-limit change).
+-- A missing row is a full bucket (creation, or eviction by a rate-limit change);
+-- a row deleted between the insert and the lock (an eviction, the pruner) is
+-- inserted again.  Elapsed time is multiplied in double precision: a huge rpm
+-- times a long idle time must not overflow bigint.
 CREATE FUNCTION depsera_bucket_lease(p_subject text, p_rpm bigint, p_capacity bigint, p_want bigint, p_give double precision,
                                      OUT granted bigint, OUT tokens double precision, OUT now_ms bigint)
 LANGUAGE plpgsql AS $$
@@ -30,13 +33,17 @@ DECLARE
     v_at bigint;
 BEGIN
     now_ms := floor(extract(epoch FROM clock_timestamp()) * 1000);
-    INSERT INTO rate_limit_state AS s (limiter, subject, tokens, at_ms)
-    VALUES ('key', p_subject, p_capacity, now_ms)
-    ON CONFLICT (limiter, subject) DO NOTHING;
-    SELECT s.tokens, s.at_ms INTO tokens, v_at FROM rate_limit_state s
-     WHERE s.limiter = 'key' AND s.subject = p_subject FOR UPDATE;
+    LOOP
+        INSERT INTO rate_limit_state AS s (limiter, subject, tokens, at_ms)
+        VALUES ('key', p_subject, p_capacity, now_ms)
+        ON CONFLICT (limiter, subject) DO NOTHING;
+        SELECT s.tokens, s.at_ms INTO tokens, v_at FROM rate_limit_state s
+         WHERE s.limiter = 'key' AND s.subject = p_subject FOR UPDATE;
+        EXIT WHEN FOUND;
+    END LOOP;
     tokens := least(p_capacity::double precision,
-                    greatest(tokens, 0) + greatest(now_ms - v_at, 0) * p_rpm / 60000.0 + greatest(p_give, 0));
+                    greatest(tokens, 0) + greatest(now_ms - v_at, 0)::double precision * p_rpm / 60000.0
+                    + greatest(p_give, 0));
     granted := least(greatest(p_want, 0), floor(tokens)::bigint);
     tokens := tokens - granted;
     UPDATE rate_limit_state s SET tokens = depsera_bucket_lease.tokens, at_ms = greatest(v_at, now_ms)
@@ -56,11 +63,14 @@ DECLARE
     v_used double precision;
 BEGIN
     now_ms := floor(extract(epoch FROM clock_timestamp()) * 1000);
-    INSERT INTO rate_limit_state AS s (limiter, subject, tokens, at_ms)
-    VALUES (p_limiter, p_subject, 0, now_ms)
-    ON CONFLICT (limiter, subject) DO NOTHING;
-    SELECT s.tokens, s.at_ms INTO v_used, start_ms FROM rate_limit_state s
-     WHERE s.limiter = p_limiter AND s.subject = p_subject FOR UPDATE;
+    LOOP
+        INSERT INTO rate_limit_state AS s (limiter, subject, tokens, at_ms)
+        VALUES (p_limiter, p_subject, 0, now_ms)
+        ON CONFLICT (limiter, subject) DO NOTHING;
+        SELECT s.tokens, s.at_ms INTO v_used, start_ms FROM rate_limit_state s
+         WHERE s.limiter = p_limiter AND s.subject = p_subject FOR UPDATE;
+        EXIT WHEN FOUND;
+    END LOOP;
     IF now_ms >= start_ms + p_window_ms THEN
         start_ms := now_ms;
         v_used := 0;

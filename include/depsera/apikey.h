@@ -75,10 +75,12 @@ int dps_apikey_authenticate(dps_req_t *r, dps_apikey_t *out) __attribute__((warn
  * connection; with `force` (graceful shutdown) every pending mark, if the connection is open. Looks at most every
  * DPS_APIKEY_FLUSH_CHECK_MS unless forced; call it once per loop turn. Must be called outside any
  * request (the connection idle). Failures are logged; the marks are kept for the next attempt. */
-void dps_apikey_flush(dps_db_t *db, int force);
+int dps_apikey_flush(dps_db_t *db, int force);
 /* dps_apikey_flush without waiting for its check interval: the usage flush (usage.h) writes the
- * due marks in its own transaction, on its own interval. */
-void dps_apikey_flush_due(dps_db_t *db);
+ * due marks in its own transaction, on its own interval. Both return 0, or -1 when the marks could
+ * not be written (kept for the next attempt; inside a transaction, the transaction is aborted and
+ * the connection left as it is). */
+int dps_apikey_flush_due(dps_db_t *db);
 
 /* ---- exposed for tests ------------------------------------------------------------------------- */
 

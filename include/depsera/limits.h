@@ -7,8 +7,11 @@
  * hits (fixed window) and spends them locally. The lease is about LEASE_TARGET_MS worth of the
  * limit's rate, so that a slow limit (600/min: one token at a time) is exact and a fast one
  * (150,000/min: 250 at a time) costs one round trip per few hundred requests. Leases never exceed
- * what the shared state holds, so the limit is never exceeded; what a worker holds unspent is given
- * back when it stops (dps_limits_release).
+ * what the shared state holds. A key's lease that a worker did not spend within the bucket's refill
+ * time (capacity / rate) is dropped, so that leases idle workers hold do not stack on a bucket that
+ * refilled under them; what a worker holds unspent is given back when it stops (dps_limits_release).
+ * A burst after a quiet spell takes at most the capacity plus the leases younger than that time
+ * (workers × about 100 ms of the rate).
  *
  * When the shared state says there is nothing left, the worker refuses locally until the time at
  * which the next token (or the next window) can exist, then asks again. */
@@ -79,10 +82,6 @@ void dps_limits_destroy(dps_limits_t *l);
  * fails on its own. */
 dps_limit_decision_t dps_limits_hit(dps_limits_t *l, dps_limit_kind_t kind, const char *subject, const dps_limit_policy_t *p,
                                     int64_t now_mono_ms);
-
-/* Drop every local lease without giving it back: a limit changed (NOTIFY depsera_cache). What was
- * dropped is lost to the shared state (the limiter errs on refusing), at most one lease each. */
-void dps_limits_forget(dps_limits_t *l);
 
 /* Give back every unspent lease (graceful stop), for at most about 250 ms. Returns how many leases
  * were given back. */

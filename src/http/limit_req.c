@@ -106,7 +106,7 @@ void dps_limit_ip_subject(const char *ip, char *out, size_t cap)
 {
     unsigned char a[16];
 
-    snprintf(out, cap, "%s", ip);
+    snprintf(out, cap, "%s", ip[0] != '\0' ? ip : "unknown");
     if (strchr(ip, ':') == NULL || inet_pton(AF_INET6, ip, a) != 1)
         return;
     if (memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) { /* IPv4-mapped: the IPv4 address */
@@ -136,7 +136,7 @@ dps_limit_decision_t dps_limit_request(dps_req_t *r, dps_limit_kind_t kind, cons
     d = dps_limits_hit(l, kind, kind == DPS_LIMIT_KEY ? key->id : subject, &p, dps_mono_ms());
     if (!d.limited)
         return d;
-    if (kind == DPS_LIMIT_OTLP_TRACES || kind == DPS_LIMIT_OTLP_METRICS) {
+    if (kind != DPS_LIMIT_KEY) { /* draft-6: the window's policy (the key's values replace the rest) */
         char pol[48];
         snprintf(pol, sizeof(pol), "%" PRId64 ";w=%" PRId64, p.limit, (p.aux + 999) / 1000);
         dps_http_set_header(r, "ratelimit-policy", pol);

@@ -228,8 +228,9 @@ static void identify_client(dps_worker_t *w, dps_req_t *r)
     ssize_t i;
 
     if (len > 0)
-        inet_ntop(ss.ss_family, ss.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
-                                                        : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
+        inet_ntop(ss.ss_family,
+                  ss.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                          : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
                   peer, sizeof(peer));
     i = h2o_find_header_by_str(&r->h2o->headers, H2O_STRLIT("x-forwarded-for"), -1);
     dps_client_ip(&w->trust, peer, i >= 0 ? r->h2o->headers.entries[i].value.base : NULL,
@@ -266,7 +267,8 @@ static int api_early(dps_worker_t *w, dps_req_t *r, const char *path, size_t pat
     }
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-origin"), 0, NULL, w->cfg->cors_origin,
                           strlen(w->cfg->cors_origin));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-credentials"), 0, NULL, H2O_STRLIT("true"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-credentials"), 0, NULL,
+                          H2O_STRLIT("true"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("Origin"));
     dps_csrf_issue(r);
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
@@ -511,14 +513,17 @@ static int close_remaining(dps_worker_t *w)
 static void teardown(dps_worker_t *w)
 {
     h2o_evloop_t *loop = w->ctx.loop;
+    int closed;
 
-    /* unspent leases back to the shared limiters; usage counts and last_used_at marks written */
+    dps_worker_listen_destroy(w->cache_listen);
+    closed = close_remaining(w) == 0; /* no request runs after this: nothing is counted after the flush */
+    /* usage counts and last_used_at marks first (they matter more), then unspent leases back */
+    dps_usage_flush(w->db, w->cfg->otlp_usage_flush_interval_ms, 1);
     if (w->limits != NULL && dps_db_is_connected(w->db))
         dps_limits_release(w->limits, dps_mono_ms());
     dps_limits_destroy(w->limits);
-    dps_usage_flush(w->db, w->cfg->otlp_usage_flush_interval_ms, 1);
-    dps_worker_listen_destroy(w->cache_listen);
-    if (close_remaining(w) != 0) {
+    w->limits = NULL;
+    if (!closed) {
         /* h2o still holds connections: disposing now would assert; the exit closes the sockets */
         DPS_LOG(DPS_LOG_WARN, "connections still open at exit", DPS_F_INT("count", h2o_linklist_is_empty(&w->conns) ? 0 : 1));
         dps_db_destroy(w->db);

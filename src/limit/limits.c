@@ -12,6 +12,16 @@
 #define PROBES 8
 #define WARN_LOG_INTERVAL_MS (15 * 60 * 1000) /* §5.2 */
 #define RELEASE_BUDGET_MS 250                 /* giving leases back at a stop takes at most about this */
+/* A key's lease is dropped (not given back) once it is as old as the time the bucket takes to refill
+ * from empty to full (capacity / rate, OTLP_RATE_LIMIT_BURST_SECONDS): by then the bucket may be full
+ * again under it, and tokens given back to a full bucket, or used on top of it, would let a burst take
+ * more than the capacity. Only a worker that spends less than a lease per that time drops anything. */
+static int64_t key_lease_ttl_ms(const dps_limit_policy_t *p)
+{
+    double ms = (double)p->aux * 60000.0 / (double)p->limit;
+
+    return ms < 1000 ? 1000 : ms > 3600000 ? 3600000 : (int64_t)ms;
+}
 
 typedef struct {
     char subject[SUBJECT_MAX]; /* "" = free slot */
@@ -182,10 +192,12 @@ dps_limit_decision_t dps_limits_hit(dps_limits_t *l, dps_limit_kind_t kind, cons
     d.allowed = 1;
     if (l == NULL || p->limit <= 0 || (kind == DPS_LIMIT_KEY && p->aux <= 0))
         return d;
-    e = find(l, kind, subject);
+    e = find(l, kind, subject[0] != '\0' ? subject : "unknown"); /* "" marks a free slot */
     e->touched = now;
     if (kind != DPS_LIMIT_KEY && e->local > 0 && now >= e->window_end_mono)
         e->local = 0; /* the window of the lease is over */
+    if (kind == DPS_LIMIT_KEY && e->local > 0 && e->limit == p->limit && now - e->reply_mono >= key_lease_ttl_ms(p))
+        e->local = 0, e->blocked_until = 0; /* stale: dropped, a fresh lease is taken */
     if (e->limit != p->limit || e->aux != p->aux) {
         /* a new entry, or the limit changed: start over, giving back what the old lease left */
         give = e->limit != 0 ? e->local : 0;
@@ -204,14 +216,6 @@ dps_limit_decision_t dps_limits_hit(dps_limits_t *l, dps_limit_kind_t kind, cons
     else
         window_headers(e, p, d.allowed, now, &d);
     return d;
-}
-
-void dps_limits_forget(dps_limits_t *l)
-{
-    if (l == NULL)
-        return;
-    for (size_t i = 0; i < l->nslots; i++)
-        l->slots[i].local = 0, l->slots[i].blocked_until = 0, l->slots[i].limit = 0;
 }
 
 size_t dps_limits_release(dps_limits_t *l, int64_t now)

@@ -141,7 +141,19 @@ static int exec_ok(PGconn *conn, PGresult *res)
     return ok;
 }
 
-/* BEGIN; the usage upsert; the last_used_at marks; COMMIT. 0 when committed. */
+/* COMMIT, which answers "ROLLBACK" (not an error) when the transaction had failed. */
+static int commit(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "COMMIT");
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(res), "COMMIT") == 0;
+
+    if (!ok && PQresultStatus(res) == PGRES_COMMAND_OK)
+        DPS_LOG(DPS_LOG_WARN, "usage counts not written: the transaction was rolled back; kept for the next flush");
+    return exec_ok(conn, res) && ok;
+}
+
+/* BEGIN; the usage upsert; the last_used_at marks (in a savepoint: their failure must not cost the
+ * counts); COMMIT. 0 when committed. */
 static int write_counts(dps_db_t *db, int force)
 {
     char *v[5];
@@ -153,13 +165,12 @@ static int write_counts(dps_db_t *db, int force)
     ok = (conn = dps_db_conn(db)) != NULL && PQtransactionStatus(conn) == PQTRANS_IDLE;
     if (ok)
         ok = exec_ok(conn, PQexec(conn, "BEGIN")) &&
-             exec_ok(conn, PQexecParams(conn, FLUSH_SQL, 5, NULL, (const char *const *)v, NULL, NULL, 0));
-    if (ok && force)
-        dps_apikey_flush(db, 1);
-    else if (ok)
-        dps_apikey_flush_due(db);
+             exec_ok(conn, PQexecParams(conn, FLUSH_SQL, 5, NULL, (const char *const *)v, NULL, NULL, 0)) &&
+             exec_ok(conn, PQexec(conn, "SAVEPOINT last_used"));
+    if (ok && (force ? dps_apikey_flush(db, 1) : dps_apikey_flush_due(db)) != 0)
+        ok = exec_ok(conn, PQexec(conn, "ROLLBACK TO SAVEPOINT last_used"));
     if (ok)
-        ok = exec_ok(conn, PQexec(conn, "COMMIT"));
+        ok = commit(conn);
     else if (conn != NULL && PQtransactionStatus(conn) != PQTRANS_IDLE)
         PQclear(PQexec(conn, "ROLLBACK"));
     for (int k = 0; k < 5; k++)
@@ -177,7 +188,7 @@ void dps_usage_flush(dps_db_t *db, int64_t interval_ms, int force)
         return;
     next_flush = now + interval_ms;
     if (used == 0) {
-        dps_apikey_flush(db, force);
+        (void)dps_apikey_flush(db, force); /* logged; kept for the next attempt */
         return;
     }
     if (write_counts(db, force) == 0)

@@ -40,9 +40,11 @@ static mark_t marks[MARKS_CAP];
 static size_t nmarks;
 static int64_t next_flush_ms;
 
+/* The keys are locked in id order first: two workers writing overlapping keys never deadlock. */
 #define LAST_USED_SQL                                                                                                              \
-    "UPDATE team_api_keys k SET last_used_at = u.used_at FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, used_at) "            \
-    "WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.used_at)"
+    "WITH locked AS (SELECT id FROM team_api_keys WHERE id = ANY ($1::uuid[]) ORDER BY id FOR NO KEY UPDATE) "                     \
+    "UPDATE team_api_keys k SET last_used_at = u.used_at FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, used_at), locked l "  \
+    "WHERE k.id = u.id AND l.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < u.used_at)"
 
 /* ---- key material ------------------------------------------------------------------------------ */
 
@@ -338,40 +340,53 @@ size_t dps_apikey_flush_with(int64_t mono_ms, int force, dps_apikey_writer_t wri
     return n;
 }
 
+typedef struct {
+    dps_db_t *db;
+    int failed;
+} writer_ctx_t;
+
 static int write_last_used(const char *ids, const char *times, void *arg)
 {
-    dps_db_t *db = arg;
-    PGconn *conn = dps_db_conn(db);
+    writer_ctx_t *w = arg;
+    PGconn *conn = dps_db_conn(w->db);
     const char *params[2] = {ids, times};
     PGresult *res;
-    int ok;
+    int in_txn;
 
-    /* idle, or inside the usage flush's transaction (usage.c) */
-    if (conn == NULL || (PQtransactionStatus(conn) != PQTRANS_IDLE && PQtransactionStatus(conn) != PQTRANS_INTRANS))
+    /* idle, or inside the usage flush's transaction (usage.c), which handles a failure itself */
+    if (conn == NULL || (PQtransactionStatus(conn) != PQTRANS_IDLE && PQtransactionStatus(conn) != PQTRANS_INTRANS)) {
+        w->failed = 1;
         return -1;
+    }
+    in_txn = PQtransactionStatus(conn) == PQTRANS_INTRANS;
     res = PQexecParams(conn, LAST_USED_SQL, 2, NULL, params, NULL, NULL, 0);
-    if (!(ok = PQresultStatus(res) == PGRES_COMMAND_OK)) {
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         char err[512];
         snprintf(err, sizeof(err), "%s", PQresultErrorMessage(res));
         err[strcspn(err, "\n")] = '\0';
         DPS_LOG(DPS_LOG_WARN, "last_used_at not written", DPS_F_STR("error", err));
-        dps_db_check(db);
+        if (!in_txn) /* the caller's connection must stay as it is until its transaction ends */
+            dps_db_check(w->db);
+        w->failed = 1;
     }
     PQclear(res);
-    return ok ? 0 : -1;
+    return w->failed ? -1 : 0;
 }
 
-void dps_apikey_flush_due(dps_db_t *db)
+int dps_apikey_flush_due(dps_db_t *db)
 {
     next_flush_ms = 0;
-    dps_apikey_flush(db, 0);
+    return dps_apikey_flush(db, 0);
 }
 
-void dps_apikey_flush(dps_db_t *db, int force)
+int dps_apikey_flush(dps_db_t *db, int force)
 {
+    writer_ctx_t w = {db, 0};
+
     if (force && !dps_db_is_connected(db))
-        return; /* exiting: not worth a connection attempt that may block */
-    dps_apikey_flush_with(dps_mono_ms(), force, write_last_used, db);
+        return 0; /* exiting: not worth a connection attempt that may block */
+    dps_apikey_flush_with(dps_mono_ms(), force, write_last_used, &w);
+    return w.failed ? -1 : 0;
 }
 
 void dps_apikey_reset(void)

@@ -308,3 +308,39 @@ def test_two_instances_hold_a_key_at_600_per_minute(db, servers):
         assert r.status == 200, r
         assert sum(b["push_count"] for b in r.json["buckets"]) == ok + refused
         assert sum(b["rejected_count"] for b in r.json["buckets"]) == refused
+
+
+def test_lease_functions_of_the_shared_state(db):
+    q = db.psql
+    # a new bucket is full; a lease never exceeds what it holds; a give-back is capped at the capacity
+    assert q("SELECT granted, tokens FROM depsera_bucket_lease('b', 600, 60, 100, 0)") == "60|0"
+    assert q("SELECT granted, tokens FROM depsera_bucket_lease('b', 600, 60, 0, 1000)").split("|")[1] == "60"
+    # a huge rpm after a long idle spell does not overflow bigint
+    q("UPDATE rate_limit_state SET tokens = 0, at_ms = 0 WHERE subject = 'b'")
+    assert q("SELECT granted FROM depsera_bucket_lease('b', 2147483647, 214748365, 5, 0)") == "5"
+    # windows: at most the limit in a window, a give-back of the same window, a new window later
+    assert q("SELECT granted, used FROM depsera_window_lease('api', 'c', 10, 60000, 8, 0, 0)") == "8|8"
+    start = q("SELECT start_ms FROM depsera_window_lease('api', 'c', 10, 60000, 0, 0, 0)")
+    assert q("SELECT granted, used FROM depsera_window_lease('api', 'c', 10, 60000, 8, 0, 0)") == "2|10"
+    assert q(f"SELECT granted, used FROM depsera_window_lease('api', 'c', 10, 60000, 1, 3, {start})") == "1|8"
+    assert q("SELECT granted, used FROM depsera_window_lease('api', 'c', 10, 60000, 5, 3, 1)") == "2|10"
+    q("UPDATE rate_limit_state SET at_ms = at_ms - 60000 WHERE subject = 'c'")
+    assert q("SELECT granted, used FROM depsera_window_lease('api', 'c', 10, 60000, 4, 0, 0)") == "4|4"
+
+
+def test_usage_survives_a_failing_last_used_write(db, servers):
+    """The last_used_at write shares the usage flush's transaction: its failure must not cost the counts."""
+    s = servers(db.url)
+    kid, raw = new_key(db)
+    db.psql("CREATE FUNCTION fail_update() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'no updates now'; END $$; "
+            "CREATE TRIGGER no_updates BEFORE UPDATE ON team_api_keys FOR EACH ROW EXECUTE FUNCTION fail_update()")
+    for _ in range(5):
+        assert push(s.base, raw).status == 200
+    wait_for(lambda: usage(db, kid) == (5, 0), 5, what="usage written although last_used_at failed")
+    assert db.psql(f"SELECT last_used_at IS NULL FROM team_api_keys WHERE id = '{kid}'") == "t"
+    db.psql("DROP TRIGGER no_updates ON team_api_keys")
+    assert push(s.base, raw).status == 200
+    wait_for(lambda: db.psql(f"SELECT last_used_at IS NOT NULL FROM team_api_keys WHERE id = '{kid}'") == "t", 5,
+             what="the kept last_used_at mark written at a later flush")
+    wait_for(lambda: usage(db, kid) == (6, 0), 5, what="no count lost or doubled")

@@ -21,6 +21,7 @@ typedef struct {
     int64_t start; /* window start */
     int has_window;
     int calls, fail;
+    int64_t max_granted; /* the largest lease granted */
 } shared_t;
 
 static int fake_lease(void *arg, dps_limit_kind_t kind, const char *subject, const dps_limit_policy_t *p, int64_t want,
@@ -40,6 +41,8 @@ static int fake_lease(void *arg, dps_limit_kind_t kind, const char *subject, con
         s->bucket.tokens = fmin((double)p->aux, s->bucket.tokens + (double)give);
         out->granted = want < (int64_t)floor(s->bucket.tokens) ? want : (int64_t)floor(s->bucket.tokens);
         s->bucket.tokens -= (double)out->granted;
+        if (out->granted > s->max_granted)
+            s->max_granted = out->granted;
         out->state = s->bucket.tokens;
         out->start_ms = 0;
         return 0;
@@ -124,7 +127,7 @@ START_TEST(eight_workers_hold_a_slow_key)
     ck_assert_int_ge(accepted, 1800 * 95 / 100);
     ck_assert_int_le(accepted, 1800 * 105 / 100);
     ck_assert_int_le(accepted, 1800 + p.aux); /* never more than the rate plus one burst */
-    /* a slow key is never leased ahead: each worker held at most one token */
+    ck_assert_int_eq(s.max_granted, 1);       /* a slow key is never leased ahead */
     for (int i = 0; i < 8; i++)
         dps_limits_destroy(w[i]);
 }
@@ -150,6 +153,28 @@ START_TEST(fast_key_costs_few_round_trips)
     ck_assert_int_le(accepted * 1, 150000 + p.aux);
     ck_assert_int_le((long)s.calls * 50, accepted);
     for (int i = 0; i < 4; i++)
+        dps_limits_destroy(w[i]);
+}
+END_TEST
+
+/* Leases held by idle workers do not stack on a bucket that refilled under them: 32 workers take a
+ * lease each, the key idles a minute, then a burst: at most the capacity plus a second of the rate. */
+START_TEST(idle_leases_do_not_stack_on_a_full_bucket)
+{
+    shared_t s = {.now = 11000000};
+    dps_limits_t *w[32];
+    dps_limit_policy_t p = {150000, dps_bucket_capacity(150000, 6), 0.8};
+    long accepted = 0;
+
+    for (int i = 0; i < 32; i++) {
+        w[i] = dps_limits_create(64, fake_lease, &s);
+        ck_assert(dps_limits_hit(w[i], DPS_LIMIT_KEY, "key", &p, s.now).allowed);
+    }
+    s.now += 60000;
+    for (int k = 0; k < 200000; k++)
+        accepted += dps_limits_hit(w[k % 32], DPS_LIMIT_KEY, "key", &p, s.now).allowed;
+    ck_assert_int_le(accepted, p.aux);
+    for (int i = 0; i < 32; i++)
         dps_limits_destroy(w[i]);
 }
 END_TEST
@@ -237,7 +262,12 @@ START_TEST(changed_limit_and_release)
     d = dps_limits_hit(l, DPS_LIMIT_KEY, "k", &p, s.now);
     ck_assert(d.allowed);
     ck_assert_double_eq_tol(s.bucket.tokens, (double)(p.aux - 1000), 1e-6);
-    /* a lowered limit: the lease taken under the old one is dropped, a new one is taken */
+    /* a changed limit: what is left of the old lease (999) goes back before a new lease (1000) */
+    p.limit = 600060, p.aux = dps_bucket_capacity(600060, 6);
+    d = dps_limits_hit(l, DPS_LIMIT_KEY, "k", &p, s.now);
+    ck_assert(d.allowed);
+    ck_assert_double_eq_tol(s.bucket.tokens, (double)(60000 - 1000 + 999 - 1000), 1e-6);
+    /* a lowered limit after an eviction: a new full bucket of the new capacity */
     p.limit = 60, p.aux = 6;
     s.has_bucket = 0; /* the PATCH evicted the shared bucket */
     d = dps_limits_hit(l, DPS_LIMIT_KEY, "k", &p, s.now);
@@ -252,7 +282,6 @@ START_TEST(changed_limit_and_release)
     ck_assert_int_eq(dps_limits_release(l, s.now), 1);
     ck_assert_double_eq_tol(s.bucket.tokens, 599.0, 1e-6);
     ck_assert_int_eq(dps_limits_release(l, s.now), 0); /* nothing twice */
-    dps_limits_forget(l);
     dps_limits_destroy(l);
 }
 END_TEST
@@ -282,7 +311,7 @@ START_TEST(ip_subjects)
         {"::ffff:10.0.0.1", "10.0.0.1"},
         {"::1", "::/56"},
         {"not an address", "not an address"},
-        {"", ""},
+        {"", "unknown"},
     };
     char out[64];
 
@@ -303,6 +332,7 @@ int main(void)
     tcase_add_test(tc, eight_workers_hold_a_slow_key);
     tcase_add_test(tc, fast_key_costs_few_round_trips);
     tcase_add_test(tc, saturated_fast_key_costs_few_round_trips);
+    tcase_add_test(tc, idle_leases_do_not_stack_on_a_full_bucket);
     tcase_add_test(tc, bucket_headers_and_warning);
     tcase_add_test(tc, unreachable_state_allows);
     tcase_add_test(tc, changed_limit_and_release);
