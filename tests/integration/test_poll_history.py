@@ -9,7 +9,8 @@ PASSWORD = "history-password-1"
 
 @pytest.fixture
 def env(migrated_db, server):
-    srv = server(migrated_db.url, workers=1, env={"LOCAL_AUTH": "true", "ADMIN_EMAIL": "h@example.com",
+    # no poller: the rows are the test's own
+    srv = server(migrated_db.url, args=["--no-poller"], workers=1, env={"LOCAL_AUTH": "true", "ADMIN_EMAIL": "h@example.com",
                                                  "ADMIN_PASSWORD": PASSWORD})
     c = ApiClient(srv.base)
     c.login("h@example.com", PASSWORD)
