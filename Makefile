@@ -47,6 +47,7 @@ SRCS = \
 	src/api/services_validate.c \
 	src/api/poll_history.c \
 	src/api/test_schema.c \
+	src/api/manual_poll.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
 	src/otlp/arena.c \
@@ -88,7 +89,8 @@ MIGRATIONS = \
 	schema/005_ingest_path \
 	schema/006_pruner \
 	schema/007_rate_limits \
-	schema/008_poller
+	schema/008_poller \
+	schema/009_poll_requests
 
 UNIT_TESTS = \
 	tests/unit/check_config \

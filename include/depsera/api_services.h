@@ -27,6 +27,8 @@ void dps_api_services_test_schema(dps_req_t *r);
 /* The SSRF allowlist in force (the ssrf_allowlist setting, else SSRF_ALLOWLIST), freed with the
  * request. 0, or -1 after answering 503/500. */
 int dps_api_load_allowlist(dps_req_t *r, dps_ssrf_allowlist_t **out) __attribute__((warn_unused_result));
+/* POST /api/services/:id/poll (polling.md §6): answered once the poller has polled */
+void dps_api_services_poll(dps_req_t *r);
 /* GET /api/services/:id/poll-history (polling.md §7) */
 void dps_api_services_poll_history(dps_req_t *r);
 

@@ -60,6 +60,12 @@ void dps_http_add_common_headers(h2o_req_t *req, const char *req_id);
 struct dps_db *dps_worker_db(dps_worker_t *w);
 /* The worker's configuration. */
 const struct dps_config *dps_worker_config(dps_worker_t *w);
+/* A handler that answers later (a copy of its dps_req_t in the request's pool) has `entry` called
+ * back on the worker's loop in about DPS_WORKER_WAIT_MS, outside any other request (the database
+ * connection idle); it links the entry again to wait more. The entry must be unlinked when the
+ * request's pool goes (the client left). */
+#define DPS_WORKER_WAIT_MS 100
+void dps_worker_wait(dps_worker_t *w, h2o_timeout_entry_t *entry);
 
 /* Request helpers (src/http/request.c). */
 

@@ -46,6 +46,7 @@ typedef struct {
     size_t n_deps;
     const char *warnings_json; /* success: JSON array of parser warnings, or NULL */
     const char *error;         /* failure: the sanitized message */
+    int64_t elapsed_ms;        /* the request's time, for manual polls' answers */
 } dps_poll_outcome_t;
 
 typedef enum {
@@ -55,7 +56,8 @@ typedef enum {
 } dps_record_status_t;
 
 /* In one transaction: the statuses through the shared upsert (dependencies, latency and error
- * history, status changes), the services row, a service_poll_history row when §5 wants one, and the
+ * history, status changes), the services row, a service_poll_history row when §5 wants one, the
+ * outcome of the manual poll requests waiting for this service (§6, migration 009), and the
  * schedule (backoff and breaker of §3 computed with dps_poll_after). The schedule row is written only
  * while c's claim still holds it, else the transaction is rolled back (STALE) and the claim released.
  * *next_in_ms (may be NULL) receives the delay chosen. */

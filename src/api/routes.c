@@ -52,6 +52,7 @@ const dps_route_t dps_routes[] = {
     {"PUT", "/api/services/:id", dps_api_services_update, 0},
     {"DELETE", "/api/services/:id", dps_api_services_delete, 0},
     {"GET", "/api/services/:id/poll-history", dps_api_services_poll_history, 0},
+    {"POST", "/api/services/:id/poll", dps_api_services_poll, 0},
     {"GET", "/api/admin/settings", dps_api_admin_settings_get, 0},
     {"PUT", "/api/admin/settings", dps_api_admin_settings_put, 0},
     {"GET", "/api/admin/settings/span-retention", dps_api_admin_span_retention_get, 0},

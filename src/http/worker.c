@@ -53,6 +53,8 @@ struct dps_worker {
     dps_worker_listen_t *cache_listen; /* NOTIFY depsera_cache: the worker's caches go stale */
     dps_trust_t trust;
     dps_limits_t *limits; /* NULL in development (NODE_ENV=development) */
+    h2o_timeout_t wait_timeout; /* handlers that answer later check back on this (dps_worker_wait) */
+    int wait_timeout_ready;
     char id_prefix[13];
     unsigned long long next_req;
 };
@@ -92,6 +94,15 @@ const dps_config_t *dps_worker_config(dps_worker_t *w)
 dps_limits_t *dps_worker_limits(dps_worker_t *w)
 {
     return w->limits;
+}
+
+void dps_worker_wait(dps_worker_t *w, h2o_timeout_entry_t *entry)
+{
+    if (!w->wait_timeout_ready) {
+        h2o_timeout_init(w->ctx.loop, &w->wait_timeout, DPS_WORKER_WAIT_MS);
+        w->wait_timeout_ready = 1;
+    }
+    h2o_timeout_link(w->ctx.loop, &w->wait_timeout, entry);
 }
 
 static void on_conn_close(void *data)
@@ -529,6 +540,9 @@ static void teardown(dps_worker_t *w)
         dps_db_destroy(w->db);
         return;
     }
+    /* every waiting request was answered or went with its connection */
+    if (w->wait_timeout_ready)
+        h2o_timeout_dispose(w->ctx.loop, &w->wait_timeout);
     /* request_shutdown armed HTTP/2's GOAWAY timer; h2o_context_dispose asserts its timeouts are idle */
     if (h2o_timeout_is_linked(&w->ctx.http2._graceful_shutdown_timeout))
         h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);

@@ -164,6 +164,7 @@ static void complete(poller_t *p, poll_t *pl, const char *error, const char *bod
     if (raw == NULL && dps_poll_parse(pl->claim.format, pl->claim.schema_config, body, len, &pr) != 0)
         raw = pr.error;
     o.success = raw == NULL;
+    o.elapsed_ms = ms;
     if (o.success) {
         o.deps = pr.deps, o.n_deps = pr.n_deps;
         o.warnings_json = warnings = warnings_json(&pr);

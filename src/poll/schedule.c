@@ -58,6 +58,12 @@ static const char complete_sql[] =
     "last_failure_at = CASE WHEN $7::boolean THEN last_failure_at ELSE now() END, last_polled_at = now() "
     "WHERE service_id = $1 AND claim_token = $2 AND generation = $3::bigint";
 
+/* §6: the manual poll requests that wait for this service get this poll's outcome. */
+static const char requests_sql[] =
+    "UPDATE poll_requests SET finished_at = now(), success = $2::boolean, dependencies_updated = $3::int, "
+    "status_changes = $4::int, latency_ms = $5::double precision, error = $6 "
+    "WHERE service_id = $1 AND finished_at IS NULL";
+
 static const char release_sql[] =
     "UPDATE poll_schedule SET claimed_until = NULL, claim_token = NULL WHERE claim_token = ANY ($1::uuid[])";
 
@@ -66,6 +72,7 @@ static dps_stmt_t next_due_stmt = DPS_STMT("dps_poll_next_due", next_due_sql, 0)
 static dps_stmt_t service_stmt = DPS_STMT("dps_poll_service", service_sql, 4);
 static dps_stmt_t complete_stmt = DPS_STMT("dps_poll_complete", complete_sql, 7);
 static dps_stmt_t release_stmt = DPS_STMT("dps_poll_release", release_sql, 1);
+static dps_stmt_t requests_stmt = DPS_STMT("dps_poll_requests", requests_sql, 6);
 
 static void log_failed(const char *what, const PGresult *res)
 {
@@ -248,7 +255,7 @@ static tx_t run_stmt(dps_db_t *db, dps_stmt_t *st, const char *const *p, const c
     return TX_DONE;
 }
 
-static tx_t write_statuses(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_outcome_t *o)
+static tx_t write_statuses(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_outcome_t *o, size_t *nchanges)
 {
     dps_status_changes_t changes = {0};
     PGresult *failed = NULL;
@@ -258,6 +265,7 @@ static tx_t write_statuses(dps_db_t *db, const dps_poll_claim_t *c, const dps_po
     if (dps_upsert_statuses(db, c->service_id, c->name, o->deps, o->n_deps, "manual", &changes, &failed) != 0 ||
         dps_upsert_write_changes(db, &changes, &failed) != 0)
         t = failed_tx("poll results not written", failed);
+    *nchanges = changes.n;
     dps_status_changes_free(&changes);
     return t;
 }
@@ -268,6 +276,9 @@ static tx_t record_once(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_
     char delay_s[24], fail_s[16], gen_s[24];
     const char *sp[4] = {c->service_id, o->success ? "t" : "f", o->success ? NULL : o->error, o->success ? o->warnings_json : NULL};
     const char *cp[7] = {c->service_id, c->token, gen_s, delay_s, fail_s, dps_circuit_name(next.circuit), o->success ? "t" : "f"};
+    char deps_s[24], changes_s[24], ms_s[32];
+    const char *rp[6] = {c->service_id, o->success ? "t" : "f", deps_s, changes_s, ms_s, o->success ? NULL : o->error};
+    size_t nchanges = 0;
     int rows = 0;
     tx_t t;
 
@@ -278,9 +289,13 @@ static tx_t record_once(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_
     snprintf(gen_s, sizeof(gen_s), "%lld", c->generation);
     /* lock order as every writer of a service: dependencies, then services, then poll_schedule (the
      * services trigger writes poll_schedule after services) */
-    if (o->success && o->n_deps > 0 && (t = write_statuses(db, c, o)) != TX_DONE)
+    if (o->success && o->n_deps > 0 && (t = write_statuses(db, c, o, &nchanges)) != TX_DONE)
         goto rollback;
+    snprintf(deps_s, sizeof(deps_s), "%zu", o->success ? o->n_deps : 0);
+    snprintf(changes_s, sizeof(changes_s), "%zu", nchanges);
+    snprintf(ms_s, sizeof(ms_s), "%lld", (long long)o->elapsed_ms);
     if ((t = run_stmt(db, &service_stmt, sp, "poll result not written", NULL)) != TX_DONE ||
+        (t = run_stmt(db, &requests_stmt, rp, "manual poll outcome not written", NULL)) != TX_DONE ||
         (t = run_stmt(db, &complete_stmt, cp, "poll schedule not written", &rows)) != TX_DONE)
         goto rollback;
     if (rows == 0) {

@@ -37,6 +37,8 @@ static const rule_t rules[] = {
     /* limiter state untouched for two days is the same as none: every window (at most 1440 minutes)
      * is over and every bucket full (migration 007) */
     {"rate_limit_state", "at_ms < ($3::double precision - 172800) * 1000"},
+    /* manual poll requests (migration 009) are answered within seconds: a day is plenty */
+    {"poll_requests", "requested_at < to_timestamp($3::double precision) - interval '1 day'"},
 };
 
 int dps_prune_stop_pending(void)
@@ -343,6 +345,7 @@ static void log_summary(dps_prune_status_t st, json_t *counts, const dps_prune_s
             DPS_F_INT("dependency_associations", count_of(counts, "dependency_associations")),
             DPS_F_INT("api_key_usage_buckets", count_of(counts, "api_key_usage_buckets")),
             DPS_F_INT("rate_limit_state", count_of(counts, "rate_limit_state")),
+            DPS_F_INT("poll_requests", count_of(counts, "poll_requests")),
             DPS_F_INT("sessions", count_of(counts, "sessions")), DPS_F_STR("partitions_created", ctext),
             DPS_F_STR("partitions_dropped", dtext), DPS_F_INT("duration_ms", duration_ms));
 }

@@ -707,8 +707,10 @@ def test_health_changes_are_events(migrated_db, server, target):
     db.psql(f"UPDATE poll_schedule SET next_due_at = now() WHERE service_id = '{sid}'")
     wait_for(lambda: deps(db, sid)["pg"]["healthy"] is False, 10, what="the second poll", detail=srv.tail)
     ev = rows(db, "SELECT service_name, dependency_name, previous_healthy, current_healthy FROM status_change_events "
-                  f"WHERE service_id = '{sid}'")
-    assert ev == [{"service_name": "s", "dependency_name": "pg", "previous_healthy": True, "current_healthy": False}]
+                  f"WHERE service_id = '{sid}' ORDER BY recorded_at, previous_healthy NULLS FIRST")
+    # the dependency's appearance (previous_healthy NULL, open-questions D12), then its change
+    assert ev == [{"service_name": "s", "dependency_name": "pg", "previous_healthy": None, "current_healthy": True},
+                  {"service_name": "s", "dependency_name": "pg", "previous_healthy": True, "current_healthy": False}]
     # still a successful poll: the service's own poll history is untouched
     assert history(db, sid) == []
 
@@ -716,7 +718,7 @@ def test_health_changes_are_events(migrated_db, server, target):
 def test_without_the_schedule_table_the_poller_waits_quietly(migrated_db, server):
     from conftest import migrate
     db = migrated_db
-    r = migrate(db.url, "down", "1")
+    r = migrate(db.url, "down", "2")  # 009, then 008: the schedule table
     assert r.code == 0, r
     srv = poller(server, db)
     srv.wait_log(lambda o: o.get("msg") == "poll claim failed", 10, what="the failed claim")

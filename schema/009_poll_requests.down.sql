@@ -1,0 +1,2 @@
+-- 009_poll_requests down: pending manual polls are dropped with their table.
+DROP TABLE poll_requests;
