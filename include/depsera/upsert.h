@@ -31,9 +31,10 @@ typedef struct {
 } dps_dep_status_t;
 
 /* A status change (§7.3) waiting to be written with dps_upsert_write_changes. */
+#define DPS_HEALTH_NONE (-1) /* previous_healthy of a dependency that did not exist: NULL */
 typedef struct {
     char *service_id, *service_name, *dependency_name;
-    int previous_healthy, current_healthy;
+    int previous_healthy, current_healthy; /* 0 / 1; previous may be DPS_HEALTH_NONE */
 } dps_status_change_t;
 
 typedef struct {

@@ -13,8 +13,8 @@
  *          (the caller sorts them) so that concurrent writers of one service queue instead of
  *          deadlocking; a row whose health changed gets last_status_change = statement_timestamp(),
  *          which is how the result tells a change: no other statement can have written that value
- *          (now() could: an earlier entry of the same request); xmax = 0 is a new row, which never
- *          makes a change (open-questions.md D12);
+ *          (now() could: an earlier entry of the same request); xmax = 0 is a new row, whose
+ *          appearance is a change from nothing (open-questions.md D12: previous_healthy NULL);
  *   lat    §7.5: one recorded_at for every row of the call.
  * The result: each row's id, name, and whether its health changed (§7.3). */
 static const char upsert_sql[] =
@@ -41,11 +41,11 @@ static const char upsert_sql[] =
     "ELSE d.last_status_change END, "
     "discovery_source = CASE WHEN d.discovery_source = 'manual' OR (d.discovery_source = 'otlp_trace' AND "
     "EXCLUDED.discovery_source = 'otlp_metric') THEN d.discovery_source ELSE EXCLUDED.discovery_source END "
-    "RETURNING d.id, d.name, d.xmax <> 0 AND d.last_status_change = statement_timestamp() AS changed), "
+    "RETURNING d.id, d.name, d.xmax <> 0 AND d.last_status_change = statement_timestamp() AS changed, d.xmax = 0 AS created), "
     "lat AS (INSERT INTO dependency_latency_history (dependency_id, latency_ms, recorded_at, p50_ms, p95_ms, p99_ms, "
     "min_ms, max_ms, request_count, source) SELECT up.id, i.lat_ms, statement_timestamp(), i.p50, i.p95, i.p99, i.mn, "
     "i.mx, i.rc, i.lat_source FROM up JOIN input i ON i.name = up.name WHERE i.lat_source IS NOT NULL) "
-    "SELECT up.id, up.name, up.changed FROM up";
+    "SELECT up.id, up.name, up.changed, up.created FROM up";
 
 /* §7.4, against each dependency's latest history row: a recovery row after an error; an error row
  * when there was none, after a recovery, or when the error value changed (the message alone does
@@ -220,7 +220,8 @@ static size_t find_sorted(const dps_dep_status_t *const *sorted, size_t n, const
 
 /* From the upsert's result `up`: §7.3 changes (a row that existed and whose health differs now; a
  * row that had no health at all counts as having had the opposite one: the upsert always writes
- * one), then §7.4 history for the rows that can need it. 0, or -1 as dps_upsert_statuses. */
+ * one; a new row, from nothing: previous_healthy NULL, open-questions D12), then §7.4 history for
+ * the rows that can need it. 0, or -1 as dps_upsert_statuses. */
 static int changes_and_errors(dps_db_t *db, const PGresult *up, const dps_dep_status_t *const *sorted, size_t n,
                               const char *service_id, const char *service_name, dps_status_changes_t *changes, PGresult **failed)
 {
@@ -233,11 +234,12 @@ static int changes_and_errors(dps_db_t *db, const PGresult *up, const dps_dep_st
     for (int row = 0; row < PQntuples(up); row++) {
         const char *name = PQgetvalue(up, row, 1);
         size_t k = find_sorted(sorted, n, name);
-        int changed = PQgetvalue(up, row, 2)[0] == 't', cur;
+        int changed = PQgetvalue(up, row, 2)[0] == 't', created = PQgetvalue(up, row, 3)[0] == 't', cur;
         if (k == n)
             continue;
         cur = sorted[k]->healthy != 0;
-        if (changed && add_change(changes, service_id, service_name, name, !cur, cur) != 0)
+        if ((changed || created) &&
+            add_change(changes, service_id, service_name, name, created ? DPS_HEALTH_NONE : !cur, cur) != 0)
             goto out;
         if (cur && !changed)
             continue;
@@ -303,7 +305,10 @@ int dps_upsert_write_changes(dps_db_t *db, const dps_status_changes_t *changes, 
         dps_pgarray_add_str(&a[0], c->service_id);
         dps_pgarray_add_str(&a[1], c->service_name);
         dps_pgarray_add_str(&a[2], c->dependency_name);
-        dps_pgarray_add_bool(&a[3], c->previous_healthy);
+        if (c->previous_healthy == DPS_HEALTH_NONE)
+            dps_pgarray_add_null(&a[3]);
+        else
+            dps_pgarray_add_bool(&a[3], c->previous_healthy);
         dps_pgarray_add_bool(&a[4], c->current_healthy);
     }
     if (texts(a, 5, p) == 0)

@@ -204,7 +204,10 @@ def test_client_spans_become_dependencies_with_history(team):
     assert team.sql("SELECT count(*), count(h.error) FROM dependency_error_history h JOIN dependencies d "
                     f"ON d.id = h.dependency_id WHERE d.name = 'kafka' AND d.service_id = '{sid}'") == "2|1"
     assert team.sql("SELECT previous_healthy || '|' || current_healthy || '|' || dependency_name FROM "
-                    f"status_change_events WHERE service_id = '{sid}'") == "false|true|kafka"
+                    f"status_change_events WHERE service_id = '{sid}' AND previous_healthy IS NOT NULL") == "false|true|kafka"
+    # a new dependency's appearance is an event too, from nothing (open-questions D12)
+    assert team.sql("SELECT count(*) FROM status_change_events WHERE previous_healthy IS NULL "
+                    f"AND service_id = '{sid}' AND dependency_name = 'kafka'") == "1"
 
 
 def test_unresolvable_target_warns_and_entry_without_service_name_is_rejected(team):
@@ -253,7 +256,9 @@ def test_two_entries_of_one_service_make_no_false_status_change(team):
     rs.resource.attributes.extend([otlp_pb.attr("service.name", svc), otlp_pb.attr("host.name", "h2")])
     rs.scope_spans.add().spans.extend([span(attrs=[("db.system", "postgresql")])])
     assert team.post("/v1/traces", req).status == 200
-    assert team.sql(f"SELECT count(*) FROM status_change_events WHERE service_id = '{team.service(svc)}'") == "0"
+    events = f"SELECT count(*) FROM status_change_events WHERE service_id = '{team.service(svc)}'"
+    assert team.sql(events + " AND previous_healthy IS NOT NULL") == "0"
+    assert team.sql(events + " AND previous_healthy IS NULL") == "1"  # its creation, once (D12)
     assert team.sql(f"SELECT count(*) FROM span_resources WHERE service_name = {sql_str(svc)}") == "2"
 
 
@@ -292,7 +297,8 @@ def test_concurrent_unhealthy_pushes_write_one_error_row(team):
     assert out == [200, 200]
     assert team.sql(f"SELECT count(*) FROM dependency_error_history h JOIN dependencies d ON d.id = h.dependency_id "
                     f"WHERE d.service_id = '{sid}'") == "1"
-    assert team.sql(f"SELECT count(*) FROM status_change_events WHERE service_id = '{sid}'") == "1"
+    assert team.sql(f"SELECT count(*) FROM status_change_events WHERE service_id = '{sid}' "
+                    "AND previous_healthy IS NOT NULL") == "1"
 
 
 def test_existing_service_with_another_format_warns(team):
