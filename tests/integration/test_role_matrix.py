@@ -51,6 +51,12 @@ def _fresh_service(ctx):
                            f"('svc{next(uniq)}', '{ctx['team_a']}', 'https://example.com/health') RETURNING id").splitlines()[0]
 
 
+def _fresh_polled_service(ctx):
+    """A service whose poll fails at once: its URL is refused by the SSRF rules at connect time."""
+    return psql(ctx["db"], f"INSERT INTO services (name, team_id, health_endpoint) VALUES "
+                           f"('svc{next(uniq)}', '{ctx['team_a']}', 'http://127.0.0.1:1/health') RETURNING id").splitlines()[0]
+
+
 def _fresh_key(ctx):
     n = next(uniq)
     return psql(ctx["db"], f"INSERT INTO team_api_keys (team_id, name, key_hash, key_prefix) VALUES "
@@ -113,6 +119,9 @@ ROWS = [
     # leads of any team and admins; the body fails the first check after the guard (nothing fetched)
     ("test schema", "POST", lambda c: "/api/services/test-schema", lambda c: {"format": "otlp"},
      {"anonymous": 401, "member_a": 403, "lead_a": 400, "member_b": 403, "lead_b": 400, "admin": 400}),
+    # members of the service's team and admins; answered with the poll's outcome
+    ("manual poll", "POST", lambda c: f"/api/services/{_fresh_polled_service(c)}/poll", lambda c: None,
+     {"anonymous": 401, "member_a": 200, "lead_a": 200, "member_b": 403, "lead_b": 403, "admin": 200}),
     # history reads are org-wide (open-questions C): any session
     ("poll history", "GET", lambda c: f"/api/services/{_fresh_service(c)}/poll-history", lambda c: None,
      {"anonymous": 401, "member_a": 200, "lead_a": 200, "member_b": 200, "lead_b": 200, "admin": 200}),
@@ -187,5 +196,5 @@ PATTERNS = {
     "team key usage": "/api/teams/:id/api-keys/:keyId/usage", "admin key usage": "/api/admin/api-keys/:keyId/usage",
     "admin otlp usage": "/api/admin/otlp-usage", "team otlp stats": "/api/teams/:id/otlp-stats",
     "admin otlp stats": "/api/admin/otlp-stats", "poll history": "/api/services/:id/poll-history",
-    "test schema": "/api/services/test-schema",
+    "test schema": "/api/services/test-schema", "manual poll": "/api/services/:id/poll",
 }
