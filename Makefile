@@ -35,6 +35,7 @@ SRCS = \
 	src/ingest/upsert.c \
 	src/http/supervisor.c \
 	src/api/routes.c \
+	src/api/guards.c \
 	src/api/health.c \
 	src/api/auth.c \
 	src/api/teams.c \

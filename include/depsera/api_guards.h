@@ -1,0 +1,24 @@
+/* The team guards of graph-and-api.md §2 and the small answers every /api handler shares. */
+#ifndef DEPSERA_API_GUARDS_H
+#define DEPSERA_API_GUARDS_H
+
+#include <jansson.h>
+
+#include "depsera/router.h"
+
+/* Send {"error": msg, "field": field} (field may be NULL: then only "error") with `status`. */
+void dps_api_error_field(dps_req_t *r, int status, const char *msg, const char *field);
+
+/* The path parameter `name` when it is a UUID (in the request pool); otherwise answers 404 with
+ * {"error": not_found} and returns NULL (a malformed id is an unknown id, open-questions.md B). */
+const char *dps_api_uuid_param(dps_req_t *r, const char *name, const char *not_found) __attribute__((warn_unused_result));
+
+/* The logged-in caller's role in `team`: "lead", "member", or "" for none (a NULL or malformed id is
+ * no team). The string lives with the request. NULL after answering 503/500. */
+const char *dps_api_team_role(dps_req_t *r, const char *team) __attribute__((warn_unused_result));
+
+/* The team guards (admins pass): 0 if the caller is a member (lead != 0: a lead) of `team`, or -1
+ * after answering 403 `Team access required` / `Team lead access required` (or 503/500). */
+int dps_api_require_team_role(dps_req_t *r, const char *team, int lead) __attribute__((warn_unused_result));
+
+#endif
