@@ -48,6 +48,7 @@ SRCS = \
 	src/api/services_validate.c \
 	src/api/poll_history.c \
 	src/api/test_schema.c \
+	src/api/dependencies.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
 	src/otlp/arena.c \

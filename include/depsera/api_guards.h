@@ -21,4 +21,12 @@ const char *dps_api_team_role(dps_req_t *r, const char *team) __attribute__((war
  * after answering 403 `Team access required` / `Team lead access required` (or 503/500). */
 int dps_api_require_team_role(dps_req_t *r, const char *team, int lead) __attribute__((warn_unused_result));
 
+/* Queue NOTIFY depsera_cache '<what>:<id>' in the request's open transaction: at COMMIT every worker
+ * drops its cached lookups (worker_listen.h). 0, or -1 after answering 503/500. */
+int dps_api_notify_cache(dps_req_t *r, const char *what, const char *id) __attribute__((warn_unused_result));
+
+/* COMMIT the request's transaction, then send `body` (stolen; NULL: no body) with `status`; on a failed
+ * COMMIT (answered 503/500) `body` is released instead. */
+void dps_api_commit_json(dps_req_t *r, int status, json_t *body);
+
 #endif

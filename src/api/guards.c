@@ -50,3 +50,22 @@ int dps_api_require_team_role(dps_req_t *r, const char *team, int lead)
     dps_http_error(r, 403, lead ? "Team lead access required" : "Team access required");
     return -1;
 }
+
+int dps_api_notify_cache(dps_req_t *r, const char *what, const char *id)
+{
+    size_t n = strlen(what) + strlen(id) + 2;
+    char *payload = h2o_mem_alloc_pool(&r->h2o->pool, n);
+    const char *params[1] = {payload};
+
+    snprintf(payload, n, "%s:%s", what, id);
+    return dps_req_sql(r, NULL, "SELECT pg_notify('depsera_cache', $1)", 1, params) == NULL ? -1 : 0;
+}
+
+void dps_api_commit_json(dps_req_t *r, int status, json_t *body)
+{
+    if (dps_req_commit(r) != 0) {
+        json_decref(body);
+        return;
+    }
+    dps_http_json(r, status, body);
+}

@@ -1,5 +1,6 @@
 /* Every HTTP route depsera serves, in one table. */
 #include "depsera/routes.h"
+#include "depsera/api_curation.h"
 #include "depsera/api_keys.h"
 #include "depsera/api_otlp_stats.h"
 #include "depsera/api_rate_limits.h"
@@ -52,6 +53,9 @@ const dps_route_t dps_routes[] = {
     {"PUT", "/api/services/:id", dps_api_services_update, 0},
     {"DELETE", "/api/services/:id", dps_api_services_delete, 0},
     {"GET", "/api/services/:id/poll-history", dps_api_services_poll_history, 0},
+    {"PATCH", "/api/dependencies/:id/enrich", dps_api_dependency_enrich, 0},
+    {"PUT", "/api/dependencies/:id/overrides", dps_api_dependency_overrides_put, 0},
+    {"DELETE", "/api/dependencies/:id/overrides", dps_api_dependency_overrides_delete, 0},
     {"GET", "/api/admin/settings", dps_api_admin_settings_get, 0},
     {"PUT", "/api/admin/settings", dps_api_admin_settings_put, 0},
     {"GET", "/api/admin/settings/span-retention", dps_api_admin_span_retention_get, 0},

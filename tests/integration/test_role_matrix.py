@@ -57,6 +57,19 @@ def _fresh_key(ctx):
                            f"('{ctx['team_a']}', 'k{n}', md5('{n}') || md5('{n}x'), 'dps_0000') RETURNING id").splitlines()[0]
 
 
+def _fresh_dep(ctx, name=None, canonical=None):
+    """A dependency of a new service of team A; its id."""
+    name = name or f"dep{next(uniq)}"
+    canon = "NULL" if canonical is None else f"'{canonical}'"
+    return psql(ctx["db"], f"INSERT INTO dependencies (service_id, name, canonical_name) VALUES "
+                           f"('{_fresh_service(ctx)}', '{name}', {canon}) RETURNING id").splitlines()[0]
+
+
+def members_a(ok):
+    """Members and leads of team A (the dependency's team) and admins."""
+    return dict(lead_a_only(ok), member_a=ok)
+
+
 def lead_a_only(ok):
     """Leads of team A (the service's team) and admins."""
     return {"anonymous": 401, "member_a": 403, "lead_a": ok, "member_b": 403, "lead_b": 403, "admin": ok}
@@ -116,6 +129,13 @@ ROWS = [
     # history reads are org-wide (open-questions C): any session
     ("poll history", "GET", lambda c: f"/api/services/{_fresh_service(c)}/poll-history", lambda c: None,
      {"anonymous": 401, "member_a": 200, "lead_a": 200, "member_b": 200, "lead_b": 200, "admin": 200}),
+    # curation (graph-and-api.md §5; open-questions C for external nodes)
+    ("enrich dependency", "PATCH", lambda c: f"/api/dependencies/{_fresh_dep(c)}/enrich", lambda c: {"displayName": "d"},
+     members_a(200)),
+    ("set dependency overrides", "PUT", lambda c: f"/api/dependencies/{_fresh_dep(c)}/overrides",
+     lambda c: {"impact_override": "i"}, lead_a_only(200)),
+    ("clear dependency overrides", "DELETE", lambda c: f"/api/dependencies/{_fresh_dep(c)}/overrides", lambda c: None,
+     lead_a_only(204)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -188,4 +208,7 @@ PATTERNS = {
     "admin otlp usage": "/api/admin/otlp-usage", "team otlp stats": "/api/teams/:id/otlp-stats",
     "admin otlp stats": "/api/admin/otlp-stats", "poll history": "/api/services/:id/poll-history",
     "test schema": "/api/services/test-schema",
+    "enrich dependency": "/api/dependencies/:id/enrich",
+    "set dependency overrides": "/api/dependencies/:id/overrides",
+    "clear dependency overrides": "/api/dependencies/:id/overrides",
 }

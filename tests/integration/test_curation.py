@@ -1,0 +1,292 @@
+"""Curation of the graph (graph-and-api.md §5.1, §5.3-§5.6): dependency enrichment and instance overrides,
+associations, aliases, canonical overrides, external node enrichment — with the decisions of
+open-questions.md: A (a manual link replaces a dismissed suggestion; dismissal time recorded), B (row
+rendering, malformed ids), C (external node mutations need a lead of a team depending on the node, or an
+admin), D1 (PUTs keep omitted members; null clears), D24 (alias changes apply to dependencies at once).
+
+One server and one database for the module; every test makes its own services, dependencies and names.
+"""
+
+import json
+import re
+import uuid
+
+import pytest
+
+from conftest import BackgroundTx, api_env, shared_server_guard, sql_str
+
+ADMIN_EMAIL = "root@example.com"
+PASSWORD = "admin-password-1"
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+UNKNOWN = str(uuid.uuid4())
+MALFORMED = ("not-a-uuid", "123", "%27%3B--", "00000000-0000-0000-0000-00000000000g")
+ACTORS = (("lead_a", "A", "lead"), ("member_a", "A", "member"), ("lead_b", "B", "lead"), ("member_b", "B", "member"),
+          ("loner", None, None))
+ALL = ("anonymous", "loner", "member_b", "lead_b", "member_a", "lead_a", "admin")
+
+DEP_KEYS = {"id", "service_id", "name", "canonical_name", "description", "impact", "type", "healthy",
+            "health_state", "health_code", "latency_ms", "check_details", "error", "error_message",
+            "last_checked", "last_status_change", "created_at", "updated_at", "contact",
+            "contact_override", "impact_override", "skipped", "discovery_source",
+            "user_display_name", "user_description", "user_impact"}
+SERVICE_KEYS = {"id", "name", "team_id", "health_endpoint", "metrics_endpoint", "schema_config",
+                "poll_interval_ms", "is_active", "is_external", "description", "last_poll_success",
+                "last_poll_error", "health_endpoint_format", "poll_warnings", "manifest_managed",
+                "manifest_key", "created_at", "updated_at"}
+ASSOC_KEYS = {"id", "dependency_id", "linked_service_id", "association_type", "manifest_managed", "created_at",
+              "is_auto_suggested", "is_dismissed"}
+ALIAS_KEYS = {"id", "alias", "canonical_name", "created_at", "manifest_team_id"}
+CO_KEYS = {"id", "canonical_name", "team_id", "contact_override", "impact_override", "manifest_managed",
+           "created_at", "updated_at", "updated_by"}
+NODE_KEYS = {"id", "canonical_name", "display_name", "description", "impact", "contact", "service_type",
+             "created_at", "updated_at", "updated_by"}
+
+TEAM_ACCESS = (403, "Team access required")
+LEAD_ACCESS = (403, "Team lead access required")
+NOT_AUTH = (401, "Not authenticated")
+REPORTING_LEAD = (403, "Team lead access required for a team with a service reporting this dependency")
+ALIAS_FORBIDDEN = (403, "Admin or team lead access required for a team with a service reporting this dependency")
+
+
+@pytest.fixture(scope="module")
+def env(cluster, tmp_path_factory):
+    yield from api_env(cluster, tmp_path_factory, "curation", ADMIN_EMAIL, PASSWORD, teams=("A", "B"), actors=ACTORS,
+                       env={"RATE_LIMIT_MAX": 1000000, "AUTH_RATE_LIMIT_MAX": 100000})
+
+
+@pytest.fixture(autouse=True)
+def _check_server_log(env):
+    yield from shared_server_guard(env.srv)
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def uniq(prefix="x"):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def q(env, sql):
+    return env.db.psql(sql)
+
+
+def service(env, team=None, name=None):
+    return q(env, f"INSERT INTO services (name, team_id, health_endpoint) VALUES "
+                  f"({sql_str(name or uniq('svc'))}, '{team or env.team_a}', 'https://example.com/health') RETURNING id")
+
+
+def dep(env, svc=None, name=None, canonical=None, **cols):
+    """A dependency of `svc` (a new service of team A by default); returns its id."""
+    svc = svc or service(env)
+    extra = "".join(f", {k}" for k in cols)
+    vals = "".join(f", {v}" for v in cols.values())
+    return q(env, f"INSERT INTO dependencies (service_id, name, canonical_name{extra}) VALUES "
+                  f"('{svc}', {sql_str(name or uniq('dep'))}, {sql_str(canonical)}{vals}) RETURNING id")
+
+
+def dep_col(env, dep_id, col):
+    return q(env, f"SELECT {col} FROM dependencies WHERE id = '{dep_id}'")
+
+
+def c(env, actor):
+    return env.clients[actor]
+
+
+def expect(r, status, msg=None, field=None):
+    assert r.status == status, r
+    if msg is not None:
+        assert r.json["error"] == msg, r
+        if field is not None:
+            assert r.json.get("field") == field, r
+        else:
+            assert "field" not in r.json, r
+    return r
+
+
+def expect_roles(env, call, expected):
+    """call(client) -> response, for each actor; expected {actor: status or (status, msg)}."""
+    failures = []
+    for actor, want in expected.items():
+        r = call(c(env, actor))
+        status, msg = want if isinstance(want, tuple) else (want, None)
+        if r.status != status or (msg is not None and r.json.get("error") != msg):
+            failures.append(f"{actor}: {r.status} {r.body[:160]!r}, want {want}")
+    assert not failures, "\n".join(failures)
+
+
+def audit_rows(env, action, resource_id):
+    out = q(env, f"SELECT user_id, resource_type, COALESCE(details::text, 'null') FROM audit_log "
+                 f"WHERE action = '{action}' AND resource_id = {sql_str(resource_id)} ORDER BY created_at")
+    return [{"user_id": u, "resource_type": t, "details": json.loads(d)}
+            for u, t, d in (line.split("|", 2) for line in out.splitlines())]
+
+
+def notifications(tx):
+    lines = tx.run("SELECT 1;") + tx.run("SELECT 2;")
+    return [ln for ln in lines if ln.startswith("Asynchronous notification")]
+
+
+def cache_note(payload):
+    return f'Asynchronous notification "depsera_cache" with payload "{payload}"'
+
+
+def assert_rendered(row, keys):
+    """open-questions.md B: the exact keys; timestamps ISO with ms and Z; booleans as JSON booleans."""
+    assert set(row) == keys, row
+    for k in ("created_at", "updated_at"):
+        if k in row:
+            assert ISO_MS.match(row[k]), row
+    for k in ("is_active", "is_external", "skipped", "manifest_managed", "is_auto_suggested", "is_dismissed"):
+        if k in row and row[k] is not None:
+            assert isinstance(row[k], bool), (k, row)
+
+
+def path_variants(tmpl, good):
+    """The path with an unknown and with each malformed id."""
+    return [tmpl.format(x) for x in (UNKNOWN,) + MALFORMED]
+
+
+# --------------------------------------------------------------------------
+# §5.1 enrichment
+
+
+def test_enrich_roles(env):
+    d = dep(env)
+    expect_roles(env, lambda cl: cl.patch(f"/api/dependencies/{d}/enrich", {"displayName": "n"}), {
+        "anonymous": NOT_AUTH, "loner": TEAM_ACCESS, "member_b": TEAM_ACCESS, "lead_b": TEAM_ACCESS,
+        "member_a": 200, "lead_a": 200, "admin": 200})
+
+
+def test_enrich_unknown_and_malformed_ids_before_the_body(env):
+    for actor in ("member_a", "admin"):
+        for p in path_variants("/api/dependencies/{}/enrich", None):
+            expect(c(env, actor).patch(p, {}), 404, "Dependency not found")
+
+
+def test_enrich_guard_comes_before_the_body(env):
+    d = dep(env)
+    expect(c(env, "loner").patch(f"/api/dependencies/{d}/enrich", {}), *TEAM_ACCESS)
+
+
+@pytest.mark.parametrize("body", [{}, {"other": 1}, [], "x", None])
+def test_enrich_needs_a_field(env, body):
+    d = dep(env)
+    kw = {} if body is None else {"json_body": body}
+    expect(c(env, "member_a").request("PATCH", f"/api/dependencies/{d}/enrich", **kw), 400,
+           "At least one enrichment field is required (displayName, description, impact)")
+
+
+@pytest.mark.parametrize("member", ["displayName", "description", "impact"])
+@pytest.mark.parametrize("value", [5, True, {"a": 1}, ["x"]])
+def test_enrich_values_are_strings_or_null(env, member, value):
+    d = dep(env)
+    expect(c(env, "member_a").patch(f"/api/dependencies/{d}/enrich", {member: value}), 400,
+           f"{member} must be a string or null", member)
+    assert dep_col(env, d, "updated_at = created_at") == "t"
+
+
+def test_enrich_writes_present_members_only(env):
+    d = dep(env, user_display_name="'old name'", user_description="'old desc'", user_impact="'old impact'",
+            contact="'{\"a\":1}'::jsonb", healthy="true")
+    r = expect(c(env, "member_a").patch(f"/api/dependencies/{d}/enrich", {"displayName": "New", "impact": None}), 200)
+    row = r.json
+    assert_rendered(row, DEP_KEYS)
+    assert (row["user_display_name"], row["user_description"], row["user_impact"]) == ("New", "old desc", None)
+    assert row["contact"] == {"a": 1} and row["healthy"] is True and row["id"] == d
+    assert dep_col(env, d, "user_display_name || '|' || user_description || '|' || (user_impact IS NULL)") == \
+        "New|old desc|true"
+    r = expect(c(env, "admin").patch(f"/api/dependencies/{d}/enrich", {"description": ""}), 200)
+    assert r.json["user_description"] == "" and r.json["user_display_name"] == "New"
+    assert q(env, f"SELECT count(*) FROM audit_log WHERE resource_id = '{d}'") == "0"
+
+
+# --------------------------------------------------------------------------
+# §5.1 instance overrides
+
+
+OVERRIDE_VALIDATION = [
+    ({}, "At least one of contact_override or impact_override must be provided"),
+    ({"other": 1}, "At least one of contact_override or impact_override must be provided"),
+    ({"contact_override": 5, "impact_override": 5}, "contact_override must be an object or null"),
+    ({"contact_override": "x"}, "contact_override must be an object or null"),
+    ({"contact_override": "[1]"}, "contact_override must be an object or null"),
+    ({"contact_override": [1]}, "contact_override must be an object or null"),
+    ({"contact_override": True}, "contact_override must be an object or null"),
+    ({"contact_override": {}, "impact_override": 5}, "impact_override must be a string or null"),
+    ({"impact_override": {"a": 1}}, "impact_override must be a string or null"),
+]
+
+
+@pytest.mark.parametrize("body,msg", OVERRIDE_VALIDATION)
+def test_override_validation_comes_before_the_guard(env, body, msg):
+    d = dep(env)
+    for actor in ("loner", "member_a", "lead_a"):
+        expect(c(env, actor).put(f"/api/dependencies/{d}/overrides", body), 400, msg)
+    expect(c(env, "lead_a").put(f"/api/dependencies/{UNKNOWN}/overrides", body), 400, msg)
+    expect(c(env, "anonymous").put(f"/api/dependencies/{d}/overrides", body), *NOT_AUTH)
+    assert dep_col(env, d, "updated_at = created_at") == "t"
+
+
+def test_override_roles(env):
+    d = dep(env)
+    expect_roles(env, lambda cl: cl.put(f"/api/dependencies/{d}/overrides", {"impact_override": "i"}), {
+        "anonymous": NOT_AUTH, "loner": LEAD_ACCESS, "member_b": LEAD_ACCESS, "lead_b": LEAD_ACCESS,
+        "member_a": LEAD_ACCESS, "lead_a": 200, "admin": 200})
+    expect_roles(env, lambda cl: cl.delete(f"/api/dependencies/{d}/overrides"), {
+        "anonymous": NOT_AUTH, "loner": LEAD_ACCESS, "member_b": LEAD_ACCESS, "lead_b": LEAD_ACCESS,
+        "member_a": LEAD_ACCESS, "lead_a": 204, "admin": 204})
+
+
+def test_override_unknown_and_malformed_ids(env):
+    for actor in ("lead_a", "admin"):
+        for p in path_variants("/api/dependencies/{}/overrides", None):
+            expect(c(env, actor).put(p, {"impact_override": "x"}), 404, "Dependency not found")
+            expect(c(env, actor).delete(p), 404, "Dependency not found")
+
+
+def test_override_put_keeps_omitted_members_and_audits(env):
+    d = dep(env)
+    lead = c(env, "lead_a")
+    r = expect(lead.put(f"/api/dependencies/{d}/overrides", {"contact_override": {"email": "a@x"}}), 200)
+    assert_rendered(r.json, DEP_KEYS)
+    assert r.json["contact_override"] == {"email": "a@x"} and r.json["impact_override"] is None
+    # D1: an omitted member keeps its value; a string holding JSON is that JSON (B)
+    r = expect(lead.put(f"/api/dependencies/{d}/overrides", {"impact_override": "high"}), 200)
+    assert (r.json["contact_override"], r.json["impact_override"]) == ({"email": "a@x"}, "high")
+    r = expect(lead.put(f"/api/dependencies/{d}/overrides", {"contact_override": '{"slack": "#x"}'}), 200)
+    assert (r.json["contact_override"], r.json["impact_override"]) == ({"slack": "#x"}, "high")
+    assert dep_col(env, d, "jsonb_typeof(contact_override)") == "object"
+    r = expect(lead.put(f"/api/dependencies/{d}/overrides", {"contact_override": None}), 200)
+    assert (r.json["contact_override"], r.json["impact_override"]) == (None, "high")
+    rows = audit_rows(env, "dependency_override.updated", d)
+    assert [x["details"] for x in rows] == [{"contact_override": {"email": "a@x"}}, {"impact_override": "high"},
+                                            {"contact_override": {"slack": "#x"}}, {"contact_override": None}]
+    assert {(x["user_id"], x["resource_type"]) for x in rows} == {(env.ids["lead_a"], "dependency")}
+    expect(lead.delete(f"/api/dependencies/{d}/overrides"), 204)
+    assert dep_col(env, d, "(contact_override IS NULL) AND (impact_override IS NULL)") == "t"
+    assert audit_rows(env, "dependency_override.cleared", d) == [
+        {"user_id": env.ids["lead_a"], "resource_type": "dependency", "details": None}]
+
+
+def test_override_refusals_leave_no_audit_row(env):
+    d = dep(env)
+    c(env, "member_a").put(f"/api/dependencies/{d}/overrides", {"impact_override": "x"})
+    c(env, "lead_a").put(f"/api/dependencies/{d}/overrides", {"impact_override": 1})
+    c(env, "member_a").delete(f"/api/dependencies/{d}/overrides")
+    assert q(env, f"SELECT count(*) FROM audit_log WHERE resource_id = '{d}'") == "0"
+
+
+def test_override_changes_notify(env):
+    d = dep(env)
+    with BackgroundTx(env.db.url) as tx:
+        tx.run("LISTEN depsera_cache;")
+        expect(c(env, "lead_a").put(f"/api/dependencies/{d}/overrides", {"impact_override": "x"}), 200)
+        got = notifications(tx)
+        assert len(got) == 1 and got[0].startswith(cache_note(f"dependency:{d}")), got
+        expect(c(env, "member_a").put(f"/api/dependencies/{d}/overrides", {"impact_override": "x"}), 403)
+        expect(c(env, "member_a").patch(f"/api/dependencies/{d}/enrich", {"impact": "x"}), 200)
+        assert notifications(tx) == []
+        expect(c(env, "lead_a").delete(f"/api/dependencies/{d}/overrides"), 204)
+        got = notifications(tx)
+        assert len(got) == 1 and got[0].startswith(cache_note(f"dependency:{d}")), got
