@@ -49,6 +49,7 @@ SRCS = \
 	src/api/poll_history.c \
 	src/api/test_schema.c \
 	src/api/dependencies.c \
+	src/api/associations.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
 	src/otlp/arena.c \

@@ -54,4 +54,18 @@ json_t *dps_api_json_input(json_t *v);
 /* `v` as compact JSON text in the request pool (any value, scalars included). */
 const char *dps_api_json_text(dps_req_t *r, json_t *v);
 
+/* ---- associations (src/api/associations.c, §5.3; open-questions.md A) ---- */
+
+/* GET /api/dependencies/:dependencyId/associations: every row of the dependency (dismissed included),
+ * each with "linked_service" (the full service row). Any logged-in user. */
+void dps_api_associations_list(dps_req_t *r);
+/* POST /api/dependencies/:dependencyId/associations {linked_service_id, association_type}: member of the
+ * dependency's team; a dismissed suggestion for the pair is replaced; 201 row + linked_service. */
+void dps_api_associations_create(dps_req_t *r);
+/* DELETE /api/dependencies/:dependencyId/associations/:serviceId (the linked service): member; 204. */
+void dps_api_associations_delete(dps_req_t *r);
+/* PUT /api/dependencies/:depId/associations/:assocId/confirm and /dismiss: member; 200 {"success":true}. */
+void dps_api_associations_confirm(dps_req_t *r);
+void dps_api_associations_dismiss(dps_req_t *r);
+
 #endif

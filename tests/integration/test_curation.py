@@ -290,3 +290,183 @@ def test_override_changes_notify(env):
         expect(c(env, "lead_a").delete(f"/api/dependencies/{d}/overrides"), 204)
         got = notifications(tx)
         assert len(got) == 1 and got[0].startswith(cache_note(f"dependency:{d}")), got
+
+
+# --------------------------------------------------------------------------
+# §5.3 associations
+
+
+def assoc(env, d, svc, suggested=False, dismissed=False, type_="other"):
+    return q(env, f"INSERT INTO dependency_associations (dependency_id, linked_service_id, association_type, "
+                  f"is_auto_suggested, is_dismissed, dismissed_at) VALUES ('{d}', '{svc}', '{type_}', {suggested}, "
+                  f"{dismissed}, {'now()' if dismissed else 'NULL'}) RETURNING id")
+
+
+def assoc_row(env, a):
+    out = q(env, f"SELECT row_to_json(a) FROM dependency_associations a WHERE id = '{a}'")
+    return json.loads(out) if out else None
+
+
+def test_association_list(env):
+    d, s1, s2 = dep(env), service(env, env.team_b), service(env)
+    a1 = assoc(env, d, s1, suggested=True, dismissed=True, type_="database")
+    a2 = assoc(env, d, s2)
+    assoc(env, dep(env), s1)  # another dependency's row is not listed
+    expect(c(env, "anonymous").get(f"/api/dependencies/{d}/associations"), *NOT_AUTH)
+    for actor in ("loner", "member_b", "admin"):  # any logged-in user (open-questions C: reads org-wide)
+        r = expect(c(env, actor).get(f"/api/dependencies/{d}/associations"), 200)
+        assert sorted(x["id"] for x in r.json) == sorted([a1, a2])
+    rows = {x["id"]: x for x in r.json}
+    for x in rows.values():
+        assert_rendered({k: v for k, v in x.items() if k != "linked_service"}, ASSOC_KEYS)
+        assert_rendered(x["linked_service"], SERVICE_KEYS)
+    assert rows[a1]["is_dismissed"] is True and rows[a1]["is_auto_suggested"] is True
+    assert rows[a1]["association_type"] == "database" and rows[a1]["linked_service"]["id"] == s1
+    assert rows[a2]["is_dismissed"] is False and rows[a2]["linked_service"]["team_id"] == env.team_a
+    assert expect(c(env, "loner").get(f"/api/dependencies/{dep(env)}/associations"), 200).json == []
+    for p in path_variants("/api/dependencies/{}/associations", None):
+        expect(c(env, "admin").get(p), 404, "Dependency not found")
+
+
+ASSOC_VALIDATION = [
+    ({}, "linked_service_id is required", "linked_service_id"),
+    ({"linked_service_id": "", "association_type": "other"}, "linked_service_id is required", "linked_service_id"),
+    ({"linked_service_id": None, "association_type": "bogus"}, "linked_service_id is required", "linked_service_id"),
+    ({"linked_service_id": UNKNOWN}, "association_type must be one of: api_call, database, message_queue, cache, other",
+     "association_type"),
+    ({"linked_service_id": UNKNOWN, "association_type": "API_CALL"},
+     "association_type must be one of: api_call, database, message_queue, cache, other", "association_type"),
+    ({"linked_service_id": UNKNOWN, "association_type": 1},
+     "association_type must be one of: api_call, database, message_queue, cache, other", "association_type"),
+]
+
+
+@pytest.mark.parametrize("body,msg,field", ASSOC_VALIDATION)
+def test_association_create_validation_first(env, body, msg, field):
+    d = dep(env)
+    for actor in ("loner", "member_a"):
+        expect(c(env, actor).post(f"/api/dependencies/{d}/associations", body), 400, msg, field)
+    expect(c(env, "member_a").post(f"/api/dependencies/{UNKNOWN}/associations", body), 400, msg, field)
+
+
+def test_association_create_checks_in_order(env):
+    d = dep(env)
+    own = dep_col(env, d, "service_id")
+    other = service(env, env.team_b)
+    body = {"linked_service_id": other, "association_type": "api_call"}
+    for p in path_variants("/api/dependencies/{}/associations", None):
+        expect(c(env, "member_a").post(p, body), 404, "Dependency not found")
+    expect(c(env, "anonymous").post(f"/api/dependencies/{d}/associations", body), *NOT_AUTH)
+    for actor in ("loner", "member_b", "lead_b"):
+        expect(c(env, actor).post(f"/api/dependencies/{d}/associations", body), *TEAM_ACCESS)
+    # the membership check comes before the linked service's
+    expect(c(env, "loner").post(f"/api/dependencies/{d}/associations",
+                                {"linked_service_id": UNKNOWN, "association_type": "other"}), *TEAM_ACCESS)
+    for bad in (UNKNOWN, 5, True) + MALFORMED:
+        expect(c(env, "member_a").post(f"/api/dependencies/{d}/associations",
+                                       {"linked_service_id": bad, "association_type": "other"}), 400,
+               "Linked service not found")
+    expect(c(env, "member_a").post(f"/api/dependencies/{d}/associations",
+                                   {"linked_service_id": own, "association_type": "other"}), 400,
+           "Cannot link dependency to its own service")
+    r = expect(c(env, "member_a").post(f"/api/dependencies/{d}/associations", body), 201)
+    row = r.json
+    assert_rendered({k: v for k, v in row.items() if k != "linked_service"}, ASSOC_KEYS)
+    assert_rendered(row["linked_service"], SERVICE_KEYS)
+    assert (row["dependency_id"], row["linked_service_id"], row["association_type"]) == (d, other, "api_call")
+    assert row["is_auto_suggested"] is False and row["is_dismissed"] is False and row["linked_service"]["id"] == other
+    expect(c(env, "admin").post(f"/api/dependencies/{d}/associations", body), 409, "Association already exists")
+    # a suggestion that is not dismissed blocks too
+    d2 = dep(env)
+    assoc(env, d2, other, suggested=True)
+    expect(c(env, "lead_a").post(f"/api/dependencies/{d2}/associations", body), 409, "Association already exists")
+    assert q(env, f"SELECT count(*) FROM audit_log WHERE resource_id IN ('{d}', '{d2}')") == "0"
+
+
+def test_manual_link_replaces_a_dismissed_suggestion(env):
+    """open-questions.md A: a dismissed suggestion does not block a manual link; the link replaces it."""
+    d, target = dep(env), service(env, env.team_b)
+    old = assoc(env, d, target, suggested=True)
+    expect(c(env, "member_a").put(f"/api/dependencies/{d}/associations/{old}/dismiss"), 200)
+    assert assoc_row(env, old)["dismissed_at"] is not None
+    r = expect(c(env, "member_a").post(f"/api/dependencies/{d}/associations",
+                                       {"linked_service_id": target, "association_type": "cache"}), 201)
+    assert r.json["id"] != old and r.json["is_dismissed"] is False and r.json["is_auto_suggested"] is False
+    assert assoc_row(env, old) is None
+    new = assoc_row(env, r.json["id"])
+    assert (new["association_type"], new["is_dismissed"], new["dismissed_at"]) == ("cache", False, None)
+    assert q(env, f"SELECT count(*) FROM dependency_associations WHERE dependency_id = '{d}'") == "1"
+
+
+def test_association_delete(env):
+    d, s1, s2 = dep(env), service(env), service(env, env.team_b)
+    assoc(env, d, s1)
+    a2 = assoc(env, d, s2, suggested=True, dismissed=True)
+    for p in path_variants("/api/dependencies/{}/associations/" + s1, None):
+        expect(c(env, "member_a").delete(p), 404, "Dependency not found")
+    expect(c(env, "anonymous").delete(f"/api/dependencies/{d}/associations/{s1}"), *NOT_AUTH)
+    for actor in ("loner", "lead_b"):
+        expect(c(env, actor).delete(f"/api/dependencies/{d}/associations/{s1}"), *TEAM_ACCESS)
+    expect(c(env, "loner").delete(f"/api/dependencies/{d}/associations/{UNKNOWN}"), *TEAM_ACCESS)
+    for bad in (UNKNOWN, d, a2) + MALFORMED:  # the path names the linked service, not the association
+        expect(c(env, "member_a").delete(f"/api/dependencies/{d}/associations/{bad}"), 404, "Association not found")
+    expect(c(env, "member_a").delete(f"/api/dependencies/{d}/associations/{s1}"), 204)
+    expect(c(env, "admin").delete(f"/api/dependencies/{d}/associations/{s2}"), 204)  # dismissed ones too
+    assert q(env, f"SELECT count(*) FROM dependency_associations WHERE dependency_id = '{d}'") == "0"
+    expect(c(env, "member_a").delete(f"/api/dependencies/{d}/associations/{s1}"), 404, "Association not found")
+
+
+@pytest.mark.parametrize("action", ["confirm", "dismiss"])
+def test_association_state_checks(env, action):
+    d, s = dep(env), service(env, env.team_b)
+    a = assoc(env, d, s, suggested=True)
+    foreign = assoc(env, dep(env), s, suggested=True)
+    for p in path_variants("/api/dependencies/{}/associations/" + a + "/" + action, None):
+        expect(c(env, "member_a").put(p), 404, "Dependency not found")
+    expect(c(env, "anonymous").put(f"/api/dependencies/{d}/associations/{a}/{action}"), *NOT_AUTH)
+    for actor in ("loner", "member_b", "lead_b"):
+        expect(c(env, actor).put(f"/api/dependencies/{d}/associations/{a}/{action}"), *TEAM_ACCESS)
+    expect(c(env, "loner").put(f"/api/dependencies/{d}/associations/{UNKNOWN}/{action}"), *TEAM_ACCESS)
+    for bad in (UNKNOWN, foreign) + MALFORMED:
+        expect(c(env, "member_a").put(f"/api/dependencies/{d}/associations/{bad}/{action}"), 404,
+               "Association not found")
+    assert assoc_row(env, a)["is_auto_suggested"] is True and assoc_row(env, a)["is_dismissed"] is False
+    r = expect(c(env, "member_a").put(f"/api/dependencies/{d}/associations/{a}/{action}"), 200)
+    assert r.json == {"success": True}
+
+
+def test_confirm_and_dismiss(env):
+    d, s = dep(env), service(env, env.team_b)
+    a = assoc(env, d, s, suggested=True)
+    expect(c(env, "lead_a").put(f"/api/dependencies/{d}/associations/{a}/dismiss"), 200)
+    row = assoc_row(env, a)
+    assert row["is_dismissed"] is True and row["is_auto_suggested"] is True and row["dismissed_at"] is not None
+    first = row["dismissed_at"]
+    expect(c(env, "admin").put(f"/api/dependencies/{d}/associations/{a}/dismiss"), 200)
+    assert assoc_row(env, a)["dismissed_at"] == first  # the pruner counts from the first dismissal
+    # confirming makes it a link: no longer a suggestion, dismissed or not
+    expect(c(env, "member_a").put(f"/api/dependencies/{d}/associations/{a}/confirm"), 200)
+    row = assoc_row(env, a)
+    assert (row["is_auto_suggested"], row["is_dismissed"], row["dismissed_at"]) == (False, False, None)
+    # confirming a manual link changes nothing
+    expect(c(env, "member_a").put(f"/api/dependencies/{d}/associations/{a}/confirm"), 200)
+    assert assoc_row(env, a) == row
+
+
+def test_association_changes_notify(env):
+    d, s = dep(env), service(env, env.team_b)
+    with BackgroundTx(env.db.url) as tx:
+        tx.run("LISTEN depsera_cache;")
+        r = expect(c(env, "member_a").post(f"/api/dependencies/{d}/associations",
+                                           {"linked_service_id": s, "association_type": "other"}), 201)
+        a = r.json["id"]
+        for call in (lambda: c(env, "member_a").put(f"/api/dependencies/{d}/associations/{a}/dismiss"),
+                     lambda: c(env, "member_a").put(f"/api/dependencies/{d}/associations/{a}/confirm")):
+            expect(call(), 200)
+        expect(c(env, "member_a").delete(f"/api/dependencies/{d}/associations/{s}"), 204)
+        got = notifications(tx)
+        assert len(got) == 4 and all(g.startswith(cache_note(f"dependency:{d}")) for g in got), got
+        expect(c(env, "loner").post(f"/api/dependencies/{d}/associations",
+                                    {"linked_service_id": s, "association_type": "other"}), 403)
+        expect(c(env, "member_a").delete(f"/api/dependencies/{d}/associations/{s}"), 404)
+        assert notifications(tx) == []

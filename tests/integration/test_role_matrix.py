@@ -65,6 +65,16 @@ def _fresh_dep(ctx, name=None, canonical=None):
                            f"('{_fresh_service(ctx)}', '{name}', {canon}) RETURNING id").splitlines()[0]
 
 
+def _fresh_association(ctx, suggested=False):
+    """(dependency of team A, service of team B linked from it, association id)."""
+    dep, svc = _fresh_dep(ctx), psql(ctx["db"], f"INSERT INTO services (name, team_id, health_endpoint) VALUES "
+                                                f"('svc{next(uniq)}', '{ctx['team_b']}', 'https://example.com/h') "
+                                                f"RETURNING id").splitlines()[0]
+    aid = psql(ctx["db"], f"INSERT INTO dependency_associations (dependency_id, linked_service_id, is_auto_suggested) "
+                          f"VALUES ('{dep}', '{svc}', {str(suggested).lower()}) RETURNING id").splitlines()[0]
+    return dep, svc, aid
+
+
 def members_a(ok):
     """Members and leads of team A (the dependency's team) and admins."""
     return dict(lead_a_only(ok), member_a=ok)
@@ -136,6 +146,16 @@ ROWS = [
      lambda c: {"impact_override": "i"}, lead_a_only(200)),
     ("clear dependency overrides", "DELETE", lambda c: f"/api/dependencies/{_fresh_dep(c)}/overrides", lambda c: None,
      lead_a_only(204)),
+    ("create association", "POST", lambda c: f"/api/dependencies/{_fresh_dep(c)}/associations",
+     lambda c: {"linked_service_id": _fresh_service(c), "association_type": "api_call"}, members_a(201)),
+    ("delete association", "DELETE", lambda c: "/api/dependencies/{}/associations/{}".format(*_fresh_association(c)[:2]),
+     lambda c: None, members_a(204)),
+    ("confirm association", "PUT",
+     lambda c: "/api/dependencies/{0}/associations/{2}/confirm".format(*_fresh_association(c, suggested=True)),
+     lambda c: None, members_a(200)),
+    ("dismiss association", "PUT",
+     lambda c: "/api/dependencies/{0}/associations/{2}/dismiss".format(*_fresh_association(c, suggested=True)),
+     lambda c: None, members_a(200)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -211,4 +231,8 @@ PATTERNS = {
     "enrich dependency": "/api/dependencies/:id/enrich",
     "set dependency overrides": "/api/dependencies/:id/overrides",
     "clear dependency overrides": "/api/dependencies/:id/overrides",
+    "create association": "/api/dependencies/:dependencyId/associations",
+    "delete association": "/api/dependencies/:dependencyId/associations/:serviceId",
+    "confirm association": "/api/dependencies/:depId/associations/:assocId/confirm",
+    "dismiss association": "/api/dependencies/:depId/associations/:assocId/dismiss",
 }
