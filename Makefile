@@ -50,6 +50,7 @@ SRCS = \
 	src/api/test_schema.c \
 	src/api/dependencies.c \
 	src/api/associations.c \
+	src/api/aliases.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
 	src/otlp/arena.c \

@@ -68,4 +68,16 @@ void dps_api_associations_delete(dps_req_t *r);
 void dps_api_associations_confirm(dps_req_t *r);
 void dps_api_associations_dismiss(dps_req_t *r);
 
+/* ---- aliases (src/api/aliases.c, §5.4) ---- */
+
+/* GET /api/aliases and GET /api/aliases/canonical-names: any logged-in user. */
+void dps_api_aliases_list(dps_req_t *r);
+void dps_api_aliases_canonical_names(dps_req_t *r);
+/* POST /api/aliases {alias, canonical_name}, PUT /api/aliases/:id {canonical_name}, DELETE /api/aliases/:id:
+ * admin, or lead of a team with a service reporting a dependency named like the alias. The change is
+ * applied to those dependencies' canonical_name at once (open-questions.md D24). */
+void dps_api_aliases_create(dps_req_t *r);
+void dps_api_aliases_update(dps_req_t *r);
+void dps_api_aliases_delete(dps_req_t *r);
+
 #endif

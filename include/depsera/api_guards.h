@@ -21,6 +21,19 @@ const char *dps_api_team_role(dps_req_t *r, const char *team) __attribute__((war
  * after answering 403 `Team access required` / `Team lead access required` (or 503/500). */
 int dps_api_require_team_role(dps_req_t *r, const char *team, int lead) __attribute__((warn_unused_result));
 
+/* How a dependency "reports" a name, for the guards of aliases, global canonical overrides and external
+ * node enrichment (overview.md §4, open-questions.md C). */
+typedef enum {
+    DPS_REPORTS_NAME,      /* its reported name equals the value (aliases: exact, case-sensitive) */
+    DPS_REPORTS_CANONICAL, /* its canonical_name equals the value */
+    DPS_REPORTS_NODE,      /* it is grouped into the external node of that name: lower(trim(canonical_name ?? name)) */
+} dps_reports_t;
+
+/* Admins pass; anyone else must lead a team that owns a service with a dependency reporting `value`
+ * (`how`). 0, or -1 after answering 403 {"error": msg} (or 503/500). */
+int dps_api_require_reporting_lead(dps_req_t *r, dps_reports_t how, const char *value, const char *msg)
+    __attribute__((warn_unused_result));
+
 /* Queue NOTIFY depsera_cache '<what>:<id>' in the request's open transaction: at COMMIT every worker
  * drops its cached lookups (worker_listen.h). 0, or -1 after answering 503/500. */
 int dps_api_notify_cache(dps_req_t *r, const char *what, const char *id) __attribute__((warn_unused_result));

@@ -51,6 +51,31 @@ int dps_api_require_team_role(dps_req_t *r, const char *team, int lead)
     return -1;
 }
 
+int dps_api_require_reporting_lead(dps_req_t *r, dps_reports_t how, const char *value, const char *msg)
+{
+    static const char *const match[] = {
+        [DPS_REPORTS_NAME] = "d.name = $1",
+        [DPS_REPORTS_CANONICAL] = "d.canonical_name = $1",
+        [DPS_REPORTS_NODE] = "lower(btrim(COALESCE(d.canonical_name, d.name))) = lower(btrim($1))",
+    };
+    const char *params[2] = {value, r->user->id};
+    char sql[512];
+    PGresult *res;
+
+    if (r->user->is_admin)
+        return 0;
+    snprintf(sql, sizeof(sql),
+             "SELECT 1 FROM dependencies d JOIN services s ON s.id = d.service_id JOIN team_members m ON m.team_id = s.team_id "
+             "AND m.user_id = $2 AND m.role = 'lead' WHERE %s LIMIT 1",
+             match[how]);
+    if ((res = dps_req_sql(r, NULL, sql, 2, params)) == NULL)
+        return -1;
+    if (PQntuples(res) > 0)
+        return 0;
+    dps_http_error(r, 403, msg);
+    return -1;
+}
+
 int dps_api_notify_cache(dps_req_t *r, const char *what, const char *id)
 {
     size_t n = strlen(what) + strlen(id) + 2;

@@ -470,3 +470,118 @@ def test_association_changes_notify(env):
                                     {"linked_service_id": s, "association_type": "other"}), 403)
         expect(c(env, "member_a").delete(f"/api/dependencies/{d}/associations/{s}"), 404)
         assert notifications(tx) == []
+
+
+# --------------------------------------------------------------------------
+# §5.4 aliases
+
+
+def alias(env, name, canonical):
+    return q(env, f"INSERT INTO dependency_aliases (alias, canonical_name) VALUES ({sql_str(name)}, "
+                  f"{sql_str(canonical)}) RETURNING id")
+
+
+def test_alias_lists(env):
+    tag = uniq("ls")
+    ids = [alias(env, f"{tag}-b1", f"{tag}-B"), alias(env, f"{tag}-a2", f"{tag}-A"), alias(env, f"{tag}-a1", f"{tag}-A")]
+    expect(c(env, "anonymous").get("/api/aliases"), *NOT_AUTH)
+    expect(c(env, "anonymous").get("/api/aliases/canonical-names"), *NOT_AUTH)
+    r = expect(c(env, "loner").get("/api/aliases"), 200)
+    mine = [x for x in r.json if x["alias"].startswith(tag)]
+    assert [x["alias"] for x in mine] == [f"{tag}-a1", f"{tag}-a2", f"{tag}-b1"]
+    assert [x["id"] for x in mine] == [ids[2], ids[1], ids[0]]
+    for x in mine:
+        assert_rendered(x, ALIAS_KEYS)
+        assert x["manifest_team_id"] is None
+    all_rows = [(x["canonical_name"], x["alias"]) for x in r.json]
+    assert all_rows == sorted(all_rows, key=lambda t: (t[0].encode(), t[1].encode()))
+    names = expect(c(env, "member_b").get("/api/aliases/canonical-names"), 200).json
+    assert [n for n in names if n.startswith(tag)] == [f"{tag}-A", f"{tag}-B"]
+    assert names == sorted(set(names), key=str.encode)
+
+
+ALIAS_VALIDATION = [
+    ({}, "alias is required and must be a string"),
+    ({"alias": 5, "canonical_name": "c"}, "alias is required and must be a string"),
+    ({"alias": "", "canonical_name": 5}, "alias is required and must be a string"),
+    ({"alias": "  \t", "canonical_name": "c"}, "alias is required and must be a string"),
+    ({"alias": "x"}, "canonical_name is required and must be a string"),
+    ({"alias": "x", "canonical_name": ["c"]}, "canonical_name is required and must be a string"),
+    ({"alias": "x", "canonical_name": " "}, "canonical_name is required and must be a string"),
+]
+
+
+@pytest.mark.parametrize("body,msg", ALIAS_VALIDATION)
+def test_alias_create_validation_first(env, body, msg):
+    for actor in ("loner", "admin"):
+        expect(c(env, actor).post("/api/aliases", body), 400, msg)
+
+
+def test_alias_create_roles(env):
+    name = uniq("reported")
+    dep(env, name=name)  # reported by a service of team A
+    bodies = iter({"alias": n, "canonical_name": "canon"} for n in [name] * 10)
+    expect_roles(env, lambda cl: cl.post("/api/aliases", next(bodies)), {
+        "anonymous": NOT_AUTH, "loner": ALIAS_FORBIDDEN, "member_b": ALIAS_FORBIDDEN, "lead_b": ALIAS_FORBIDDEN,
+        "member_a": ALIAS_FORBIDDEN, "lead_a": 201})
+    expect(c(env, "admin").post("/api/aliases", {"alias": name, "canonical_name": "x"}), 409,
+           f'Alias "{name}" already exists')
+    # an admin may alias any name; a lead only names their teams report (exactly: case matters)
+    expect(c(env, "admin").post("/api/aliases", {"alias": uniq("nobody"), "canonical_name": "x"}), 201)
+    expect(c(env, "lead_a").post("/api/aliases", {"alias": name.upper(), "canonical_name": "x"}), *ALIAS_FORBIDDEN)
+
+
+def test_alias_create_trims_and_applies_at_once(env):
+    name = uniq("pg")
+    d1, d2 = dep(env, name=name), dep(env, svc=service(env, env.team_b), name=name)
+    other = dep(env, name=name.upper())
+    r = expect(c(env, "lead_a").post("/api/aliases", {"alias": f"  {name}\n", "canonical_name": "\tPostgres "}), 201)
+    assert_rendered(r.json, ALIAS_KEYS)
+    assert (r.json["alias"], r.json["canonical_name"]) == (name, "Postgres")
+    # D24: every dependency reporting the alias carries the canonical name now, not at its next upsert
+    assert [dep_col(env, x, "canonical_name") for x in (d1, d2, other)] == ["Postgres", "Postgres", ""]
+    expect(c(env, "lead_a").post("/api/aliases", {"alias": name, "canonical_name": "x"}), 409,
+           f'Alias "{name}" already exists')
+    assert q(env, f"SELECT count(*) FROM audit_log WHERE resource_id = '{r.json['id']}'") == "0"
+
+
+def test_alias_update_and_delete(env):
+    name = uniq("redis")
+    d = dep(env, name=name, canonical="Old")
+    a = alias(env, name, "Old")
+    foreign = alias(env, uniq("unreported"), "X")
+    # PUT: canonical_name first, then 404, then 403
+    expect(c(env, "loner").put(f"/api/aliases/{UNKNOWN}", {"canonical_name": 5}), 400,
+           "canonical_name is required and must be a string")
+    expect(c(env, "loner").put(f"/api/aliases/{a}", {}), 400, "canonical_name is required and must be a string")
+    for bad in (UNKNOWN,) + MALFORMED:
+        expect(c(env, "loner").put(f"/api/aliases/{bad}", {"canonical_name": "c"}), 404, "Alias not found")
+        expect(c(env, "loner").delete(f"/api/aliases/{bad}"), 404, "Alias not found")
+    expect(c(env, "anonymous").put(f"/api/aliases/{a}", {"canonical_name": "c"}), *NOT_AUTH)
+    for actor in ("loner", "member_a", "lead_b", "member_b"):
+        expect(c(env, actor).put(f"/api/aliases/{a}", {"canonical_name": "c"}), *ALIAS_FORBIDDEN)
+        expect(c(env, actor).delete(f"/api/aliases/{a}"), *ALIAS_FORBIDDEN)
+    expect(c(env, "lead_a").put(f"/api/aliases/{foreign}", {"canonical_name": "c"}), *ALIAS_FORBIDDEN)
+    r = expect(c(env, "lead_a").put(f"/api/aliases/{a}", {"canonical_name": " New "}), 200)
+    assert_rendered(r.json, ALIAS_KEYS)
+    assert (r.json["id"], r.json["alias"], r.json["canonical_name"]) == (a, name, "New")
+    assert dep_col(env, d, "canonical_name") == "New"
+    expect(c(env, "admin").put(f"/api/aliases/{foreign}", {"canonical_name": "Y"}), 200)
+    expect(c(env, "lead_a").delete(f"/api/aliases/{a}"), 204)
+    assert dep_col(env, d, "canonical_name IS NULL") == "t"  # as the next upsert would leave it
+    expect(c(env, "lead_a").delete(f"/api/aliases/{a}"), 404, "Alias not found")
+    expect(c(env, "admin").delete(f"/api/aliases/{foreign}"), 204)
+
+
+def test_alias_changes_notify(env):
+    name = uniq("n")
+    dep(env, name=name)
+    with BackgroundTx(env.db.url) as tx:
+        tx.run("LISTEN depsera_cache;")
+        a = expect(c(env, "lead_a").post("/api/aliases", {"alias": name, "canonical_name": "c"}), 201).json["id"]
+        expect(c(env, "lead_a").put(f"/api/aliases/{a}", {"canonical_name": "d"}), 200)
+        expect(c(env, "lead_a").delete(f"/api/aliases/{a}"), 204)
+        got = notifications(tx)
+        assert len(got) == 3 and all(g.startswith(cache_note(f"alias:{a}")) for g in got), got
+        expect(c(env, "lead_b").post("/api/aliases", {"alias": name, "canonical_name": "c"}), 403)
+        assert notifications(tx) == []

@@ -65,6 +65,13 @@ def _fresh_dep(ctx, name=None, canonical=None):
                            f"('{_fresh_service(ctx)}', '{name}', {canon}) RETURNING id").splitlines()[0]
 
 
+def _reported_name(ctx, canonical=False):
+    """A name that only team A reports: as a dependency's name, or (canonical) as its canonical_name."""
+    name = f"reported{next(uniq)}"
+    _fresh_dep(ctx, canonical=name) if canonical else _fresh_dep(ctx, name=name)
+    return name
+
+
 def _fresh_association(ctx, suggested=False):
     """(dependency of team A, service of team B linked from it, association id)."""
     dep, svc = _fresh_dep(ctx), psql(ctx["db"], f"INSERT INTO services (name, team_id, health_endpoint) VALUES "
@@ -73,6 +80,11 @@ def _fresh_association(ctx, suggested=False):
     aid = psql(ctx["db"], f"INSERT INTO dependency_associations (dependency_id, linked_service_id, is_auto_suggested) "
                           f"VALUES ('{dep}', '{svc}', {str(suggested).lower()}) RETURNING id").splitlines()[0]
     return dep, svc, aid
+
+
+def _fresh_alias(ctx):
+    return psql(ctx["db"], f"INSERT INTO dependency_aliases (alias, canonical_name) VALUES "
+                           f"('{_reported_name(ctx)}', 'canon') RETURNING id").splitlines()[0]
 
 
 def members_a(ok):
@@ -156,6 +168,11 @@ ROWS = [
     ("dismiss association", "PUT",
      lambda c: "/api/dependencies/{0}/associations/{2}/dismiss".format(*_fresh_association(c, suggested=True)),
      lambda c: None, members_a(200)),
+    ("create alias", "POST", lambda c: "/api/aliases", lambda c: {"alias": _reported_name(c), "canonical_name": "c"},
+     lead_a_only(201)),
+    ("update alias", "PUT", lambda c: f"/api/aliases/{_fresh_alias(c)}", lambda c: {"canonical_name": "c2"},
+     lead_a_only(200)),
+    ("delete alias", "DELETE", lambda c: f"/api/aliases/{_fresh_alias(c)}", lambda c: None, lead_a_only(204)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -235,4 +252,7 @@ PATTERNS = {
     "delete association": "/api/dependencies/:dependencyId/associations/:serviceId",
     "confirm association": "/api/dependencies/:depId/associations/:assocId/confirm",
     "dismiss association": "/api/dependencies/:depId/associations/:assocId/dismiss",
+    "create alias": "/api/aliases",
+    "update alias": "/api/aliases/:id",
+    "delete alias": "/api/aliases/:id",
 }
