@@ -51,6 +51,7 @@ SRCS = \
 	src/api/dependencies.c \
 	src/api/associations.c \
 	src/api/aliases.c \
+	src/api/canonical_overrides.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
 	src/otlp/arena.c \

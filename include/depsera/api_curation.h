@@ -80,4 +80,15 @@ void dps_api_aliases_create(dps_req_t *r);
 void dps_api_aliases_update(dps_req_t *r);
 void dps_api_aliases_delete(dps_req_t *r);
 
+/* ---- canonical overrides (src/api/canonical_overrides.c, §5.5) ---- */
+
+/* GET /api/canonical-overrides?team_id= and GET /api/canonical-overrides/:canonicalName?team_id=. */
+void dps_api_canonical_overrides_list(dps_req_t *r);
+void dps_api_canonical_overrides_get(dps_req_t *r);
+/* PUT /api/canonical-overrides/:canonicalName {contact_override?, impact_override?, team_id?} and
+ * DELETE /api/canonical-overrides/:canonicalName?team_id=: with a team, its lead; global, an admin or a
+ * lead of a team reporting the canonical name. Audited. */
+void dps_api_canonical_overrides_put(dps_req_t *r);
+void dps_api_canonical_overrides_delete(dps_req_t *r);
+
 #endif

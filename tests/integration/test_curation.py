@@ -585,3 +585,146 @@ def test_alias_changes_notify(env):
         assert len(got) == 3 and all(g.startswith(cache_note(f"alias:{a}")) for g in got), got
         expect(c(env, "lead_b").post("/api/aliases", {"alias": name, "canonical_name": "c"}), 403)
         assert notifications(tx) == []
+
+
+# --------------------------------------------------------------------------
+# §5.5 canonical overrides
+
+
+def override(env, name, team=None, contact=None, impact=None):
+    return q(env, f"INSERT INTO dependency_canonical_overrides (canonical_name, team_id, contact_override, "
+                  f"impact_override) VALUES ({sql_str(name)}, {sql_str(team)}, "
+                  f"{sql_str(json.dumps(contact)) + '::jsonb' if contact is not None else 'NULL'}, {sql_str(impact)}) "
+                  f"RETURNING id")
+
+
+def co_path(name, team=None):
+    return f"/api/canonical-overrides/{name}" + (f"?team_id={team}" if team else "")
+
+
+def test_canonical_override_reads(env):
+    name = uniq("Canon")
+    g = override(env, name, contact={"a": 1}, impact="global")
+    ta = override(env, name, team=env.team_a, impact="team a")
+    tb = override(env, uniq("Other"), team=env.team_b)
+    expect(c(env, "anonymous").get("/api/canonical-overrides"), *NOT_AUTH)
+    expect(c(env, "anonymous").get(co_path(name)), *NOT_AUTH)
+    every = expect(c(env, "loner").get("/api/canonical-overrides"), 200).json
+    assert {g, ta, tb} <= {x["id"] for x in every}
+    assert [x["canonical_name"] for x in every] == sorted((x["canonical_name"] for x in every), key=str.encode)
+    mine = [x for x in every if x["canonical_name"] == name]
+    assert [x["id"] for x in mine] == [g, ta]
+    for x in every:
+        assert_rendered(x, CO_KEYS)
+    assert mine[0]["contact_override"] == {"a": 1} and mine[0]["manifest_managed"] is False
+    team_rows = expect(c(env, "loner").get(f"/api/canonical-overrides?team_id={env.team_a}"), 200).json
+    assert ta in [x["id"] for x in team_rows] and all(x["team_id"] == env.team_a for x in team_rows)
+    for bad in (UNKNOWN,) + MALFORMED:
+        assert expect(c(env, "admin").get(f"/api/canonical-overrides?team_id={bad}"), 200).json == []
+    assert expect(c(env, "member_b").get(co_path(name)), 200).json["id"] == g
+    assert expect(c(env, "member_b").get(co_path(name, env.team_a)), 200).json["id"] == ta
+    for path in (co_path(name, env.team_b), co_path(uniq("none")), co_path(name, UNKNOWN)) + \
+            tuple(co_path(name, bad) for bad in MALFORMED):
+        expect(c(env, "loner").get(path), 404, "Canonical override not found")
+
+
+@pytest.mark.parametrize("body,msg,field", [(b, m, None) for b, m in OVERRIDE_VALIDATION] + [
+    ({"impact_override": "x", "team_id": 5}, "team_id must be a string", "team_id"),
+    ({"impact_override": "x", "team_id": {"id": 1}}, "team_id must be a string", "team_id"),
+    ({"impact_override": 5, "team_id": 5}, "impact_override must be a string or null", None),
+])
+def test_canonical_override_validation_first(env, body, msg, field):
+    for actor in ("loner", "admin"):
+        expect(c(env, actor).put(co_path(uniq("v")), body), 400, msg, field)
+
+
+def test_global_canonical_override_roles(env):
+    name = uniq("Reported")
+    dep(env, canonical=name)  # team A reports it
+    expect_roles(env, lambda cl: cl.put(co_path(name), {"impact_override": "i"}), {
+        "anonymous": NOT_AUTH, "loner": REPORTING_LEAD, "member_b": REPORTING_LEAD, "lead_b": REPORTING_LEAD,
+        "member_a": REPORTING_LEAD, "lead_a": 200, "admin": 200})
+    expect(c(env, "admin").put(co_path(uniq("unreported")), {"impact_override": "i"}), 200)
+    expect(c(env, "lead_a").put(co_path(name.lower()), {"impact_override": "i"}), *REPORTING_LEAD)
+    for actor, want in (("lead_b", REPORTING_LEAD), ("member_a", REPORTING_LEAD), ("loner", REPORTING_LEAD),
+                        ("anonymous", NOT_AUTH)):
+        expect(c(env, actor).delete(co_path(name)), *want)
+    expect(c(env, "lead_a").delete(co_path(name)), 204)
+    expect(c(env, "lead_a").delete(co_path(name)), 404, "Canonical override not found")
+
+
+def test_team_canonical_override_roles(env):
+    name = uniq("Scoped")  # nobody reports it: a team's lead still manages the team's own row
+    expect_roles(env, lambda cl: cl.put(co_path(name), {"impact_override": "i", "team_id": env.team_b}), {
+        "anonymous": NOT_AUTH, "loner": LEAD_ACCESS, "member_b": LEAD_ACCESS, "lead_a": LEAD_ACCESS,
+        "member_a": LEAD_ACCESS, "lead_b": 200, "admin": 200})
+    for bad in (UNKNOWN,) + MALFORMED[:2]:
+        expect(c(env, "admin").put(co_path(name), {"impact_override": "i", "team_id": bad}), 400, "Team not found",
+               "team_id")
+        expect(c(env, "lead_b").put(co_path(name), {"impact_override": "i", "team_id": bad}), *LEAD_ACCESS)
+    # an empty or null team_id is the global row
+    expect(c(env, "lead_b").put(co_path(name), {"impact_override": "i", "team_id": ""}), *REPORTING_LEAD)
+    expect(c(env, "lead_b").put(co_path(name), {"impact_override": "i", "team_id": None}), *REPORTING_LEAD)
+    for actor, want in (("lead_a", LEAD_ACCESS), ("member_b", LEAD_ACCESS), ("anonymous", NOT_AUTH)):
+        expect(c(env, actor).delete(co_path(name, env.team_b)), *want)
+    expect(c(env, "lead_b").delete(co_path(name)), *REPORTING_LEAD)  # without team_id: the global row's rule
+    expect(c(env, "lead_b").delete(co_path(name, env.team_b)), 204)
+    expect(c(env, "lead_b").delete(co_path(name, env.team_b)), 404, "Canonical override not found")
+    expect(c(env, "admin").delete(co_path(name, "not-a-uuid")), 404, "Canonical override not found")
+    expect(c(env, "lead_b").delete(co_path(name, "not-a-uuid")), *LEAD_ACCESS)
+
+
+def test_canonical_override_upsert_keeps_omitted_members_and_audits(env):
+    name = uniq("Kafka")
+    dep(env, canonical=name)
+    lead = c(env, "lead_a")
+    r = expect(lead.put(co_path(name), {"contact_override": {"team": "x"}}), 200)
+    row = r.json
+    assert_rendered(row, CO_KEYS)
+    assert (row["canonical_name"], row["team_id"], row["contact_override"], row["impact_override"], row["updated_by"]) == \
+        (name, None, {"team": "x"}, None, env.ids["lead_a"])
+    r = expect(c(env, "admin").put(co_path(name), {"impact_override": "critical"}), 200)
+    assert (r.json["id"], r.json["contact_override"], r.json["impact_override"], r.json["updated_by"]) == \
+        (row["id"], {"team": "x"}, "critical", env.admin_id)
+    r = expect(lead.put(co_path(name), {"contact_override": '{"email": "k@x"}', "impact_override": None}), 200)
+    assert (r.json["contact_override"], r.json["impact_override"]) == ({"email": "k@x"}, None)
+    t = expect(lead.put(co_path(name), {"impact_override": "team", "team_id": env.team_a}), 200).json
+    assert t["id"] != row["id"] and t["team_id"] == env.team_a and t["contact_override"] is None
+    assert q(env, f"SELECT count(*) FROM dependency_canonical_overrides WHERE canonical_name = {sql_str(name)}") == "2"
+    rows = audit_rows(env, "canonical_override.upserted", name)
+    assert [(x["user_id"], x["resource_type"]) for x in rows] == [
+        (env.ids["lead_a"], "canonical_override"), (env.admin_id, "canonical_override"),
+        (env.ids["lead_a"], "canonical_override"), (env.ids["lead_a"], "canonical_override")]
+    assert [x["details"] for x in rows] == [
+        {"canonical_name": name, "contact_override": {"team": "x"}},
+        {"canonical_name": name, "impact_override": "critical"},
+        {"canonical_name": name, "contact_override": {"email": "k@x"}, "impact_override": None},
+        {"canonical_name": name, "team_id": env.team_a, "impact_override": "team"}]
+    expect(lead.delete(co_path(name, env.team_a)), 204)
+    expect(lead.delete(co_path(name)), 204)
+    assert [x["details"] for x in audit_rows(env, "canonical_override.deleted", name)] == [
+        {"canonical_name": name, "team_id": env.team_a}, {"canonical_name": name, "team_id": None}]
+    c(env, "lead_b").put(co_path(name), {"impact_override": "x"})
+    c(env, "lead_a").delete(co_path(name))
+    assert len(audit_rows(env, "canonical_override.upserted", name)) == 4
+    assert len(audit_rows(env, "canonical_override.deleted", name)) == 2
+
+
+def test_canonical_override_name_is_taken_verbatim(env):
+    name = "Name with spaces/é"
+    r = expect(c(env, "admin").put("/api/canonical-overrides/Name%20with%20spaces%2F%C3%A9", {"impact_override": "x"}),
+               200)
+    assert r.json["canonical_name"] == name
+    expect(c(env, "admin").delete("/api/canonical-overrides/Name%20with%20spaces%2F%C3%A9"), 204)
+
+
+def test_canonical_override_changes_notify(env):
+    name = uniq("N")
+    with BackgroundTx(env.db.url) as tx:
+        tx.run("LISTEN depsera_cache;")
+        oid = expect(c(env, "admin").put(co_path(name), {"impact_override": "x"}), 200).json["id"]
+        expect(c(env, "admin").delete(co_path(name)), 204)
+        got = notifications(tx)
+        assert len(got) == 2 and all(g.startswith(cache_note(f"canonical_override:{oid}")) for g in got), got
+        expect(c(env, "admin").delete(co_path(name)), 404)
+        assert notifications(tx) == []

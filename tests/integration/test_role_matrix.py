@@ -87,6 +87,12 @@ def _fresh_alias(ctx):
                            f"('{_reported_name(ctx)}', 'canon') RETURNING id").splitlines()[0]
 
 
+def _fresh_canonical_override(ctx):
+    name = _reported_name(ctx, canonical=True)
+    psql(ctx["db"], f"INSERT INTO dependency_canonical_overrides (canonical_name, impact_override) VALUES ('{name}', 'x')")
+    return name
+
+
 def members_a(ok):
     """Members and leads of team A (the dependency's team) and admins."""
     return dict(lead_a_only(ok), member_a=ok)
@@ -173,6 +179,12 @@ ROWS = [
     ("update alias", "PUT", lambda c: f"/api/aliases/{_fresh_alias(c)}", lambda c: {"canonical_name": "c2"},
      lead_a_only(200)),
     ("delete alias", "DELETE", lambda c: f"/api/aliases/{_fresh_alias(c)}", lambda c: None, lead_a_only(204)),
+    ("upsert canonical override", "PUT", lambda c: f"/api/canonical-overrides/{_reported_name(c, canonical=True)}",
+     lambda c: {"impact_override": "i"}, lead_a_only(200)),
+    ("upsert team canonical override", "PUT", lambda c: f"/api/canonical-overrides/name{next(uniq)}",
+     lambda c: {"impact_override": "i", "team_id": c["team_a"]}, lead_a_only(200)),
+    ("delete canonical override", "DELETE", lambda c: f"/api/canonical-overrides/{_fresh_canonical_override(c)}",
+     lambda c: None, lead_a_only(204)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -255,4 +267,7 @@ PATTERNS = {
     "create alias": "/api/aliases",
     "update alias": "/api/aliases/:id",
     "delete alias": "/api/aliases/:id",
+    "upsert canonical override": "/api/canonical-overrides/:canonicalName",
+    "upsert team canonical override": "/api/canonical-overrides/:canonicalName",
+    "delete canonical override": "/api/canonical-overrides/:canonicalName",
 }
