@@ -52,6 +52,7 @@ SRCS = \
 	src/api/associations.c \
 	src/api/aliases.c \
 	src/api/canonical_overrides.c \
+	src/api/external_nodes.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
 	src/otlp/arena.c \

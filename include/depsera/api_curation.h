@@ -91,4 +91,12 @@ void dps_api_canonical_overrides_get(dps_req_t *r);
 void dps_api_canonical_overrides_put(dps_req_t *r);
 void dps_api_canonical_overrides_delete(dps_req_t *r);
 
+/* ---- external node enrichment (src/api/external_nodes.c, §5.6; open-questions.md C) ---- */
+
+/* GET /api/external-nodes: any logged-in user. PUT and DELETE /api/external-nodes/:canonicalName: an admin
+ * or a lead of a team with a dependency grouped into that node. */
+void dps_api_external_nodes_list(dps_req_t *r);
+void dps_api_external_nodes_put(dps_req_t *r);
+void dps_api_external_nodes_delete(dps_req_t *r);
+
 #endif

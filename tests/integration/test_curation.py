@@ -728,3 +728,75 @@ def test_canonical_override_changes_notify(env):
         assert len(got) == 2 and all(g.startswith(cache_note(f"canonical_override:{oid}")) for g in got), got
         expect(c(env, "admin").delete(co_path(name)), 404)
         assert notifications(tx) == []
+
+
+# --------------------------------------------------------------------------
+# §5.6 external node enrichment
+
+
+def node_path(name):
+    return f"/api/external-nodes/{name}"
+
+
+def test_external_node_roles(env):
+    """open-questions.md C: a lead of a team depending on the node (its group key: lower(trim(canonical ?? name))),
+    or an admin."""
+    name = uniq("Stripe")
+    dep(env, name=f" {name.upper()} ")  # team A reports it under another spelling, without a canonical name
+    expect_roles(env, lambda cl: cl.put(node_path(name), {"displayName": "Stripe"}), {
+        "anonymous": NOT_AUTH, "loner": REPORTING_LEAD, "member_b": REPORTING_LEAD, "lead_b": REPORTING_LEAD,
+        "member_a": REPORTING_LEAD, "lead_a": 200, "admin": 200})
+    canon = uniq("Canon")
+    dep(env, name=uniq("raw"), canonical=canon)
+    expect(c(env, "lead_a").put(node_path(canon), {}), 200)
+    expect(c(env, "lead_b").put(node_path(uniq("nobody")), {}), *REPORTING_LEAD)
+    expect(c(env, "admin").put(node_path(uniq("nobody")), {}), 200)
+    for actor, want in (("anonymous", NOT_AUTH), ("loner", REPORTING_LEAD), ("lead_b", REPORTING_LEAD),
+                        ("member_a", REPORTING_LEAD)):
+        expect(c(env, actor).delete(node_path(name)), *want)
+    expect(c(env, "lead_a").delete(node_path(name)), 204)
+    expect(c(env, "lead_a").delete(node_path(name)), 404, "External node enrichment not found")
+    expect(c(env, "admin").delete(node_path(uniq("never"))), 404, "External node enrichment not found")
+
+
+@pytest.mark.parametrize("member", ["displayName", "description", "impact", "serviceType"])
+def test_external_node_text_members(env, member):
+    expect(c(env, "admin").put(node_path(uniq("n")), {member: 5}), 400, f"{member} must be a string or null", member)
+    expect(c(env, "loner").put(node_path(uniq("n")), {member: ["x"]}), 400, f"{member} must be a string or null", member)
+
+
+def test_external_node_upsert_keeps_omitted_members(env):
+    name = uniq("Ext")
+    admin = c(env, "admin")
+    r = expect(admin.put(node_path(name), {"displayName": "D", "description": "desc", "impact": "i",
+                                           "contact": {"email": "e@x"}, "serviceType": "api"}), 200)
+    row = r.json
+    assert_rendered(row, NODE_KEYS)
+    assert (row["canonical_name"], row["display_name"], row["description"], row["impact"], row["contact"],
+            row["service_type"], row["updated_by"]) == (name, "D", "desc", "i", {"email": "e@x"}, "api", env.admin_id)
+    # D1: omitted members are kept, null clears
+    r = expect(admin.put(node_path(name), {"description": None}), 200)
+    assert (r.json["id"], r.json["display_name"], r.json["description"], r.json["contact"], r.json["service_type"]) == \
+        (row["id"], "D", None, {"email": "e@x"}, "api")
+    # contact: a string holding JSON is that JSON; another string is a JSON string; a falsy value clears
+    for given, stored in (('{"slack": "#s"}', {"slack": "#s"}), ("call Bob", "call Bob"), ([1, 2], [1, 2]),
+                          (7, 7), ("", None), (0, None), (False, None), (None, None)):
+        assert expect(admin.put(node_path(name), {"contact": given}), 200).json["contact"] == stored, given
+    listed = expect(c(env, "loner").get("/api/external-nodes"), 200).json
+    mine = [x for x in listed if x["id"] == row["id"]]
+    assert len(mine) == 1 and mine[0]["display_name"] == "D" and mine[0]["contact"] is None
+    assert [x["canonical_name"] for x in listed] == sorted((x["canonical_name"] for x in listed), key=str.encode)
+    expect(c(env, "anonymous").get("/api/external-nodes"), *NOT_AUTH)
+    assert q(env, f"SELECT count(*) FROM audit_log WHERE resource_id = {sql_str(name)}") == "0"
+
+
+def test_external_node_changes_notify(env):
+    name = uniq("N")
+    with BackgroundTx(env.db.url) as tx:
+        tx.run("LISTEN depsera_cache;")
+        nid = expect(c(env, "admin").put(node_path(name), {"impact": "x"}), 200).json["id"]
+        expect(c(env, "admin").delete(node_path(name)), 204)
+        got = notifications(tx)
+        assert len(got) == 2 and all(g.startswith(cache_note(f"external_node:{nid}")) for g in got), got
+        expect(c(env, "lead_b").put(node_path(name), {"impact": "x"}), 403)
+        assert notifications(tx) == []

@@ -93,6 +93,12 @@ def _fresh_canonical_override(ctx):
     return name
 
 
+def _fresh_node(ctx):
+    name = _reported_name(ctx)
+    psql(ctx["db"], f"INSERT INTO external_node_enrichment (canonical_name) VALUES ('{name}')")
+    return name
+
+
 def members_a(ok):
     """Members and leads of team A (the dependency's team) and admins."""
     return dict(lead_a_only(ok), member_a=ok)
@@ -185,6 +191,10 @@ ROWS = [
      lambda c: {"impact_override": "i", "team_id": c["team_a"]}, lead_a_only(200)),
     ("delete canonical override", "DELETE", lambda c: f"/api/canonical-overrides/{_fresh_canonical_override(c)}",
      lambda c: None, lead_a_only(204)),
+    ("upsert external node", "PUT", lambda c: f"/api/external-nodes/{_reported_name(c)}", lambda c: {"impact": "i"},
+     lead_a_only(200)),
+    ("delete external node", "DELETE", lambda c: f"/api/external-nodes/{_fresh_node(c)}", lambda c: None,
+     lead_a_only(204)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -257,17 +267,16 @@ PATTERNS = {
     "admin otlp usage": "/api/admin/otlp-usage", "team otlp stats": "/api/teams/:id/otlp-stats",
     "admin otlp stats": "/api/admin/otlp-stats", "poll history": "/api/services/:id/poll-history",
     "test schema": "/api/services/test-schema",
-    "enrich dependency": "/api/dependencies/:id/enrich",
-    "set dependency overrides": "/api/dependencies/:id/overrides",
+    "enrich dependency": "/api/dependencies/:id/enrich", "set dependency overrides": "/api/dependencies/:id/overrides",
     "clear dependency overrides": "/api/dependencies/:id/overrides",
     "create association": "/api/dependencies/:dependencyId/associations",
     "delete association": "/api/dependencies/:dependencyId/associations/:serviceId",
     "confirm association": "/api/dependencies/:depId/associations/:assocId/confirm",
     "dismiss association": "/api/dependencies/:depId/associations/:assocId/dismiss",
-    "create alias": "/api/aliases",
-    "update alias": "/api/aliases/:id",
-    "delete alias": "/api/aliases/:id",
+    "create alias": "/api/aliases", "update alias": "/api/aliases/:id", "delete alias": "/api/aliases/:id",
     "upsert canonical override": "/api/canonical-overrides/:canonicalName",
     "upsert team canonical override": "/api/canonical-overrides/:canonicalName",
     "delete canonical override": "/api/canonical-overrides/:canonicalName",
+    "upsert external node": "/api/external-nodes/:canonicalName",
+    "delete external node": "/api/external-nodes/:canonicalName",
 }
