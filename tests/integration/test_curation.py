@@ -718,16 +718,22 @@ def test_canonical_override_name_is_taken_verbatim(env):
     expect(c(env, "admin").delete("/api/canonical-overrides/Name%20with%20spaces%2F%C3%A9"), 204)
 
 
-def test_canonical_override_changes_notify(env):
-    name = uniq("N")
+def upsert_and_delete_notify(env, path, body, what):
+    """An admin's PUT and DELETE of `path` each send NOTIFY depsera_cache '<what>:<row id>'; a refused PUT and
+    a DELETE of nothing send none."""
     with BackgroundTx(env.db.url) as tx:
         tx.run("LISTEN depsera_cache;")
-        oid = expect(c(env, "admin").put(co_path(name), {"impact_override": "x"}), 200).json["id"]
-        expect(c(env, "admin").delete(co_path(name)), 204)
+        rid = expect(c(env, "admin").put(path, body), 200).json["id"]
+        expect(c(env, "admin").delete(path), 204)
         got = notifications(tx)
-        assert len(got) == 2 and all(g.startswith(cache_note(f"canonical_override:{oid}")) for g in got), got
-        expect(c(env, "admin").delete(co_path(name)), 404)
+        assert len(got) == 2 and all(g.startswith(cache_note(f"{what}:{rid}")) for g in got), got
+        expect(c(env, "lead_b").put(path, body), 403)
+        expect(c(env, "admin").delete(path), 404)
         assert notifications(tx) == []
+
+
+def test_canonical_override_changes_notify(env):
+    upsert_and_delete_notify(env, co_path(uniq("N")), {"impact_override": "x"}, "canonical_override")
 
 
 # --------------------------------------------------------------------------
@@ -791,12 +797,4 @@ def test_external_node_upsert_keeps_omitted_members(env):
 
 
 def test_external_node_changes_notify(env):
-    name = uniq("N")
-    with BackgroundTx(env.db.url) as tx:
-        tx.run("LISTEN depsera_cache;")
-        nid = expect(c(env, "admin").put(node_path(name), {"impact": "x"}), 200).json["id"]
-        expect(c(env, "admin").delete(node_path(name)), 204)
-        got = notifications(tx)
-        assert len(got) == 2 and all(g.startswith(cache_note(f"external_node:{nid}")) for g in got), got
-        expect(c(env, "lead_b").put(node_path(name), {"impact": "x"}), 403)
-        assert notifications(tx) == []
+    upsert_and_delete_notify(env, node_path(uniq("N")), {"impact": "x"}, "external_node")
