@@ -35,6 +35,7 @@ SRCS = \
 	src/ingest/upsert.c \
 	src/http/supervisor.c \
 	src/api/routes.c \
+	src/api/guards.c \
 	src/api/health.c \
 	src/api/auth.c \
 	src/api/teams.c \
@@ -48,6 +49,11 @@ SRCS = \
 	src/api/poll_history.c \
 	src/api/test_schema.c \
 	src/api/manual_poll.c \
+	src/api/dependencies.c \
+	src/api/associations.c \
+	src/api/aliases.c \
+	src/api/canonical_overrides.c \
+	src/api/external_nodes.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
 	src/otlp/arena.c \

@@ -7,6 +7,18 @@
 #include "depsera/router.h"
 #include "depsera/ssrf.h"
 
+/* The base service fields of §4.1, in order, of `services` aliased s (the "full service row"). */
+#define DPS_SERVICE_COLUMNS                                                                                                        \
+    "s.id, s.name, s.team_id, s.health_endpoint, s.metrics_endpoint, s.schema_config, s.poll_interval_ms, s.is_active, "           \
+    "s.is_external, s.description, s.last_poll_success, s.last_poll_error, s.health_endpoint_format, s.poll_warnings, "            \
+    "COALESCE(s.manifest_managed, false) AS manifest_managed, s.manifest_key, s.created_at, s.updated_at"
+/* Every column of `dependencies` aliased d, in table order (the "full dependency row"). */
+#define DPS_DEPENDENCY_COLUMNS                                                                                                     \
+    "d.id, d.service_id, d.name, d.canonical_name, d.description, d.impact, d.type, d.healthy, d.health_state, d.health_code, "    \
+    "d.latency_ms, d.check_details, d.error, d.error_message, d.last_checked, d.last_status_change, d.created_at, d.updated_at, "  \
+    "d.contact, d.contact_override, d.impact_override, d.skipped, d.discovery_source, d.user_display_name, d.user_description, "   \
+    "d.user_impact"
+
 /* Route handlers. Each answers the request itself (JSON body, or 204 without one). Reads need a
  * logged-in user (and team membership for one service), mutations a lead of the team or an admin;
  * every mutation commits together with its audit row and its NOTIFY depsera_poll / depsera_cache

@@ -1,5 +1,6 @@
 /* Every HTTP route depsera serves, in one table. */
 #include "depsera/routes.h"
+#include "depsera/api_curation.h"
 #include "depsera/api_keys.h"
 #include "depsera/api_otlp_stats.h"
 #include "depsera/api_rate_limits.h"
@@ -53,6 +54,26 @@ const dps_route_t dps_routes[] = {
     {"DELETE", "/api/services/:id", dps_api_services_delete, 0},
     {"GET", "/api/services/:id/poll-history", dps_api_services_poll_history, 0},
     {"POST", "/api/services/:id/poll", dps_api_services_poll, 0},
+    {"PATCH", "/api/dependencies/:id/enrich", dps_api_dependency_enrich, 0},
+    {"PUT", "/api/dependencies/:id/overrides", dps_api_dependency_overrides_put, 0},
+    {"DELETE", "/api/dependencies/:id/overrides", dps_api_dependency_overrides_delete, 0},
+    {"GET", "/api/dependencies/:dependencyId/associations", dps_api_associations_list, 0},
+    {"POST", "/api/dependencies/:dependencyId/associations", dps_api_associations_create, 0},
+    {"DELETE", "/api/dependencies/:dependencyId/associations/:serviceId", dps_api_associations_delete, 0},
+    {"PUT", "/api/dependencies/:depId/associations/:assocId/confirm", dps_api_associations_confirm, 0},
+    {"PUT", "/api/dependencies/:depId/associations/:assocId/dismiss", dps_api_associations_dismiss, 0},
+    {"GET", "/api/aliases", dps_api_aliases_list, 0},
+    {"GET", "/api/aliases/canonical-names", dps_api_aliases_canonical_names, 0},
+    {"POST", "/api/aliases", dps_api_aliases_create, 0},
+    {"PUT", "/api/aliases/:id", dps_api_aliases_update, 0},
+    {"DELETE", "/api/aliases/:id", dps_api_aliases_delete, 0},
+    {"GET", "/api/canonical-overrides", dps_api_canonical_overrides_list, 0},
+    {"GET", "/api/canonical-overrides/:canonicalName", dps_api_canonical_overrides_get, 0},
+    {"PUT", "/api/canonical-overrides/:canonicalName", dps_api_canonical_overrides_put, 0},
+    {"DELETE", "/api/canonical-overrides/:canonicalName", dps_api_canonical_overrides_delete, 0},
+    {"GET", "/api/external-nodes", dps_api_external_nodes_list, 0},
+    {"PUT", "/api/external-nodes/:canonicalName", dps_api_external_nodes_put, 0},
+    {"DELETE", "/api/external-nodes/:canonicalName", dps_api_external_nodes_delete, 0},
     {"GET", "/api/admin/settings", dps_api_admin_settings_get, 0},
     {"PUT", "/api/admin/settings", dps_api_admin_settings_put, 0},
     {"GET", "/api/admin/settings/span-retention", dps_api_admin_span_retention_get, 0},

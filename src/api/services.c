@@ -1,5 +1,6 @@
 /* /api/services: services with their dependencies and health, read by team members, changed by leads (graph-and-api.md §4). */
 #include "depsera/api_services.h"
+#include "depsera/api_guards.h"
 #include "depsera/audit.h"
 #include "depsera/config.h"
 #include "depsera/http.h"
@@ -19,11 +20,7 @@ static const char not_found[] = "Service not found";
  * (ISO-8601 UTC, milliseconds truncated, Z). */
 #define ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
-/* The base service fields of §4.1, in order. */
-#define SERVICE_COLUMNS                                                                                                            \
-    "s.id, s.name, s.team_id, s.health_endpoint, s.metrics_endpoint, s.schema_config, s.poll_interval_ms, s.is_active, "           \
-    "s.is_external, s.description, s.last_poll_success, s.last_poll_error, s.health_endpoint_format, s.poll_warnings, "            \
-    "COALESCE(s.manifest_managed, false) AS manifest_managed, s.manifest_key, s.created_at, s.updated_at"
+#define SERVICE_COLUMNS DPS_SERVICE_COLUMNS
 /* `team` of the detail shape: the last DETAIL_TEAM_COLUMNS columns, written as an object by
  * write_detail (cheaper than json_build_object). The full team row of the mutation shape. */
 #define DETAIL_TEAM "t.id, t.name, t.description, t.created_at, t.updated_at"
@@ -31,11 +28,7 @@ static const char not_found[] = "Service not found";
 #define FULL_TEAM                                                                                                                  \
     "json_build_object('id', t.id, 'name', t.name, 'key', t.key, 'description', t.description, 'contact', t.contact, "             \
     "'created_at', " ISO("t.created_at") ", 'updated_at', " ISO("t.updated_at") ") AS team"
-#define DEP_COLUMNS                                                                                                                \
-    "d.id, d.service_id, d.name, d.canonical_name, d.description, d.impact, d.type, d.healthy, d.health_state, d.health_code, "    \
-    "d.latency_ms, d.check_details, d.error, d.error_message, d.last_checked, d.last_status_change, d.created_at, d.updated_at, "  \
-    "d.contact, d.contact_override, d.impact_override, d.skipped, d.discovery_source, d.user_display_name, d.user_description, "   \
-    "d.user_impact"
+#define DEP_COLUMNS DPS_DEPENDENCY_COLUMNS
 
 /* Which services a read covers. List: $1 = team filter or NULL, $2 = only teams of this user or NULL;
  * external services are never listed. One: $1 = the service id. */
@@ -121,55 +114,6 @@ __attribute__((format(printf, 2, 3))) static char *pool_printf(dps_req_t *r, con
     return out;
 }
 
-static void error_field(dps_req_t *r, int status, const char *msg, const char *field)
-{
-    json_t *body = json_pack("{s:s}", "error", msg);
-
-    if (field != NULL)
-        json_object_set_new(body, "field", json_string(field));
-    dps_http_json(r, status, body);
-}
-
-/* The :id parameter when it is a UUID; otherwise answers 404 (a malformed id is an unknown id). */
-static const char *id_or_404(dps_req_t *r)
-{
-    const char *id = dps_req_param(r, "id");
-
-    if (id != NULL && dps_is_uuid(id))
-        return id;
-    dps_http_error(r, 404, not_found);
-    return NULL;
-}
-
-/* The caller's role in `team`: "lead", "member", or "" for none (a malformed id is no team). NULL
- * after answering 503/500. */
-static const char *team_role(dps_req_t *r, const char *team)
-{
-    const char *params[2] = {team, r->user->id};
-    PGresult *res;
-
-    if (team == NULL || !dps_is_uuid(team))
-        return "";
-    if ((res = dps_req_sql(r, NULL, "SELECT role FROM team_members WHERE team_id = $1 AND user_id = $2", 2, params)) == NULL)
-        return NULL;
-    return PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "";
-}
-
-/* Guards of graph-and-api.md §2 (admins pass): 0, or -1 after answering 403 (or 503/500). */
-static int require_team_role(dps_req_t *r, const char *team, int lead)
-{
-    const char *role;
-
-    if (r->user->is_admin)
-        return 0;
-    if ((role = team_role(r, team)) == NULL)
-        return -1;
-    if (lead ? strcmp(role, "lead") == 0 : role[0] != '\0')
-        return 0;
-    dps_http_error(r, 403, lead ? "Team lead access required" : "Team access required");
-    return -1;
-}
-
 /* JavaScript falsiness of a body member: absent, null, false, 0, "". */
 static int falsy(json_t *v)
 {
@@ -221,7 +165,7 @@ static dps_service_input_t *new_input(dps_req_t *r)
 
 static void answer_invalid(dps_req_t *r, const dps_service_input_t *in)
 {
-    error_field(r, 400, in->error != NULL ? in->error : "Invalid request body", in->field);
+    dps_api_error_field(r, 400, in->error != NULL ? in->error : "Invalid request body", in->field);
 }
 
 /* The canonical schema_config as text for a ::jsonb parameter (in the pool), or NULL for SQL NULL. */
@@ -612,7 +556,7 @@ void dps_api_services_list(dps_req_t *r)
     if (dps_require_user(r) != 0)
         return;
     if (team != NULL && team[0] != '\0') {
-        if (!r->user->is_admin && ((role = team_role(r, team)) == NULL || role[0] == '\0')) {
+        if (!r->user->is_admin && ((role = dps_api_team_role(r, team)) == NULL || role[0] == '\0')) {
             if (role != NULL)
                 dps_http_error(r, 403, "Team access required");
             return;
@@ -641,7 +585,7 @@ void dps_api_services_get(dps_req_t *r)
     PGresult *res;
     dps_jsonbuf_t b;
 
-    if (dps_require_user(r) != 0 || (id = id_or_404(r)) == NULL)
+    if (dps_require_user(r) != 0 || (id = dps_api_uuid_param(r, "id", not_found)) == NULL)
         return;
     if ((res = dps_req_sql(r, NULL, SERVICES_SQL(SCOPE_ONE), 1, &id)) == NULL)
         return;
@@ -649,7 +593,7 @@ void dps_api_services_get(dps_req_t *r)
         dps_http_error(r, 404, not_found);
         return;
     }
-    if (require_team_role(r, PQgetvalue(res, 0, 2), 0) != 0 || write_details(r, &b, res, &one_scope, &id, 1) != 0)
+    if (dps_api_require_team_role(r, PQgetvalue(res, 0, 2), 0) != 0 || write_details(r, &b, res, &one_scope, &id, 1) != 0)
         return;
     dps_http_json_buf(r, 200, &b);
 }
@@ -685,7 +629,7 @@ static int create_guard(dps_req_t *r)
         dps_http_error(r, 400, "team_id required in request body");
         return -1;
     }
-    return require_team_role(r, json_string_value(team), 1);
+    return dps_api_require_team_role(r, json_string_value(team), 1);
 }
 
 /* INSERT the validated service with its audit row and notifications; the created row or NULL. */
@@ -705,7 +649,7 @@ static PGresult *insert_service(dps_req_t *r, const dps_service_input_t *in)
                            7, params)) == NULL)
         return NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) { /* the team does not exist (any more) */
-        error_field(r, 400, "Team not found", "team_id");
+        dps_api_error_field(r, 400, "Team not found", "team_id");
         return NULL;
     }
     dps_audit(r, "service.created", "service", PQgetvalue(res, 0, 0),
@@ -728,7 +672,7 @@ void dps_api_services_create(dps_req_t *r)
         return;
     }
     if (!dps_is_uuid(in->team_id)) {
-        error_field(r, 400, "Team not found", "team_id");
+        dps_api_error_field(r, 400, "Team not found", "team_id");
         return;
     }
     if ((res = insert_service(r, in)) == NULL || (out = mutation_json(r, res, 1)) == NULL)
@@ -750,7 +694,7 @@ static PGresult *lock_service(dps_req_t *r, const char *id)
         dps_http_error(r, 404, not_found);
         return NULL;
     }
-    return require_team_role(r, PQgetvalue(res, 0, 1), 1) == 0 ? res : NULL;
+    return dps_api_require_team_role(r, PQgetvalue(res, 0, 1), 1) == 0 ? res : NULL;
 }
 
 /* A move to another team: it must exist (400), and a lead must lead it too (open-questions.md C). */
@@ -764,9 +708,9 @@ static int check_move(dps_req_t *r, const dps_service_input_t *in, const char *c
         if ((res = dps_req_sql(r, NULL, "SELECT 1 FROM teams WHERE id = $1", 1, &in->team_id)) == NULL)
             return -1;
         if (PQntuples(res) > 0)
-            return require_team_role(r, in->team_id, 1);
+            return dps_api_require_team_role(r, in->team_id, 1);
     }
-    error_field(r, 400, "Team not found", "team_id");
+    dps_api_error_field(r, 400, "Team not found", "team_id");
     return -1;
 }
 
@@ -801,7 +745,7 @@ static PGresult *update_service(dps_req_t *r, const char *id, const dps_service_
                            11, params)) == NULL)
         return NULL;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        error_field(r, 400, "Team not found", "team_id");
+        dps_api_error_field(r, 400, "Team not found", "team_id");
         return NULL;
     }
     return res;
@@ -815,7 +759,7 @@ void dps_api_services_update(dps_req_t *r)
     PGresult *old, *res;
     json_t *out;
 
-    if (dps_require_user(r) != 0 || (id = id_or_404(r)) == NULL || dps_api_load_allowlist(r, &al) != 0 ||
+    if (dps_require_user(r) != 0 || (id = dps_api_uuid_param(r, "id", not_found)) == NULL || dps_api_load_allowlist(r, &al) != 0 ||
         (old = lock_service(r, id)) == NULL)
         return;
     in = new_input(r);
@@ -840,7 +784,7 @@ void dps_api_services_delete(dps_req_t *r)
     const char *id;
     PGresult *old;
 
-    if (dps_require_user(r) != 0 || (id = id_or_404(r)) == NULL || (old = lock_service(r, id)) == NULL)
+    if (dps_require_user(r) != 0 || (id = dps_api_uuid_param(r, "id", not_found)) == NULL || (old = lock_service(r, id)) == NULL)
         return;
     if (dps_req_sql(r, NULL, "DELETE FROM services WHERE id = $1", 1, &id) == NULL)
         return;

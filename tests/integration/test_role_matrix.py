@@ -63,6 +63,53 @@ def _fresh_key(ctx):
                            f"('{ctx['team_a']}', 'k{n}', md5('{n}') || md5('{n}x'), 'dps_0000') RETURNING id").splitlines()[0]
 
 
+def _fresh_dep(ctx, name=None, canonical=None):
+    """A dependency of a new service of team A; its id."""
+    name = name or f"dep{next(uniq)}"
+    canon = "NULL" if canonical is None else f"'{canonical}'"
+    return psql(ctx["db"], f"INSERT INTO dependencies (service_id, name, canonical_name) VALUES "
+                           f"('{_fresh_service(ctx)}', '{name}', {canon}) RETURNING id").splitlines()[0]
+
+
+def _reported_name(ctx, canonical=False):
+    """A name that only team A reports: as a dependency's name, or (canonical) as its canonical_name."""
+    name = f"reported{next(uniq)}"
+    _fresh_dep(ctx, canonical=name) if canonical else _fresh_dep(ctx, name=name)
+    return name
+
+
+def _fresh_association(ctx, suggested=False):
+    """(dependency of team A, service of team B linked from it, association id)."""
+    dep, svc = _fresh_dep(ctx), psql(ctx["db"], f"INSERT INTO services (name, team_id, health_endpoint) VALUES "
+                                                f"('svc{next(uniq)}', '{ctx['team_b']}', 'https://example.com/h') "
+                                                f"RETURNING id").splitlines()[0]
+    aid = psql(ctx["db"], f"INSERT INTO dependency_associations (dependency_id, linked_service_id, is_auto_suggested) "
+                          f"VALUES ('{dep}', '{svc}', {str(suggested).lower()}) RETURNING id").splitlines()[0]
+    return dep, svc, aid
+
+
+def _fresh_alias(ctx):
+    return psql(ctx["db"], f"INSERT INTO dependency_aliases (alias, canonical_name) VALUES "
+                           f"('{_reported_name(ctx)}', 'canon') RETURNING id").splitlines()[0]
+
+
+def _fresh_canonical_override(ctx):
+    name = _reported_name(ctx, canonical=True)
+    psql(ctx["db"], f"INSERT INTO dependency_canonical_overrides (canonical_name, impact_override) VALUES ('{name}', 'x')")
+    return name
+
+
+def _fresh_node(ctx):
+    name = _reported_name(ctx)
+    psql(ctx["db"], f"INSERT INTO external_node_enrichment (canonical_name) VALUES ('{name}')")
+    return name
+
+
+def members_a(ok):
+    """Members and leads of team A (the dependency's team) and admins."""
+    return dict(lead_a_only(ok), member_a=ok)
+
+
 def lead_a_only(ok):
     """Leads of team A (the service's team) and admins."""
     return {"anonymous": 401, "member_a": 403, "lead_a": ok, "member_b": 403, "lead_b": 403, "admin": ok}
@@ -125,6 +172,38 @@ ROWS = [
     # history reads are org-wide (open-questions C): any session
     ("poll history", "GET", lambda c: f"/api/services/{_fresh_service(c)}/poll-history", lambda c: None,
      {"anonymous": 401, "member_a": 200, "lead_a": 200, "member_b": 200, "lead_b": 200, "admin": 200}),
+    # curation (graph-and-api.md §5; open-questions C for external nodes)
+    ("enrich dependency", "PATCH", lambda c: f"/api/dependencies/{_fresh_dep(c)}/enrich", lambda c: {"displayName": "d"},
+     members_a(200)),
+    ("set dependency overrides", "PUT", lambda c: f"/api/dependencies/{_fresh_dep(c)}/overrides",
+     lambda c: {"impact_override": "i"}, lead_a_only(200)),
+    ("clear dependency overrides", "DELETE", lambda c: f"/api/dependencies/{_fresh_dep(c)}/overrides", lambda c: None,
+     lead_a_only(204)),
+    ("create association", "POST", lambda c: f"/api/dependencies/{_fresh_dep(c)}/associations",
+     lambda c: {"linked_service_id": _fresh_service(c), "association_type": "api_call"}, members_a(201)),
+    ("delete association", "DELETE", lambda c: "/api/dependencies/{}/associations/{}".format(*_fresh_association(c)[:2]),
+     lambda c: None, members_a(204)),
+    ("confirm association", "PUT",
+     lambda c: "/api/dependencies/{0}/associations/{2}/confirm".format(*_fresh_association(c, suggested=True)),
+     lambda c: None, members_a(200)),
+    ("dismiss association", "PUT",
+     lambda c: "/api/dependencies/{0}/associations/{2}/dismiss".format(*_fresh_association(c, suggested=True)),
+     lambda c: None, members_a(200)),
+    ("create alias", "POST", lambda c: "/api/aliases", lambda c: {"alias": _reported_name(c), "canonical_name": "c"},
+     lead_a_only(201)),
+    ("update alias", "PUT", lambda c: f"/api/aliases/{_fresh_alias(c)}", lambda c: {"canonical_name": "c2"},
+     lead_a_only(200)),
+    ("delete alias", "DELETE", lambda c: f"/api/aliases/{_fresh_alias(c)}", lambda c: None, lead_a_only(204)),
+    ("upsert canonical override", "PUT", lambda c: f"/api/canonical-overrides/{_reported_name(c, canonical=True)}",
+     lambda c: {"impact_override": "i"}, lead_a_only(200)),
+    ("upsert team canonical override", "PUT", lambda c: f"/api/canonical-overrides/name{next(uniq)}",
+     lambda c: {"impact_override": "i", "team_id": c["team_a"]}, lead_a_only(200)),
+    ("delete canonical override", "DELETE", lambda c: f"/api/canonical-overrides/{_fresh_canonical_override(c)}",
+     lambda c: None, lead_a_only(204)),
+    ("upsert external node", "PUT", lambda c: f"/api/external-nodes/{_reported_name(c)}", lambda c: {"impact": "i"},
+     lead_a_only(200)),
+    ("delete external node", "DELETE", lambda c: f"/api/external-nodes/{_fresh_node(c)}", lambda c: None,
+     lead_a_only(204)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -197,4 +276,16 @@ PATTERNS = {
     "admin otlp usage": "/api/admin/otlp-usage", "team otlp stats": "/api/teams/:id/otlp-stats",
     "admin otlp stats": "/api/admin/otlp-stats", "poll history": "/api/services/:id/poll-history",
     "test schema": "/api/services/test-schema", "manual poll": "/api/services/:id/poll",
+    "enrich dependency": "/api/dependencies/:id/enrich", "set dependency overrides": "/api/dependencies/:id/overrides",
+    "clear dependency overrides": "/api/dependencies/:id/overrides",
+    "create association": "/api/dependencies/:dependencyId/associations",
+    "delete association": "/api/dependencies/:dependencyId/associations/:serviceId",
+    "confirm association": "/api/dependencies/:depId/associations/:assocId/confirm",
+    "dismiss association": "/api/dependencies/:depId/associations/:assocId/dismiss",
+    "create alias": "/api/aliases", "update alias": "/api/aliases/:id", "delete alias": "/api/aliases/:id",
+    "upsert canonical override": "/api/canonical-overrides/:canonicalName",
+    "upsert team canonical override": "/api/canonical-overrides/:canonicalName",
+    "delete canonical override": "/api/canonical-overrides/:canonicalName",
+    "upsert external node": "/api/external-nodes/:canonicalName",
+    "delete external node": "/api/external-nodes/:canonicalName",
 }
