@@ -740,9 +740,9 @@ def test_two_pollers_at_scale_and_takeover(migrated_db, server):
     4 s (a double poll would be ~0 s apart), none further apart than the interval + the answer + 1 s of
     lag (a skipped due time would be a ~10 s gap), so each service's count is the window over its
     period, +-1 for the window's edges; every request is recorded by exactly one poller. Then one poller
-    gets SIGKILL: its idle services are polled by the other at their next due time, the ones it had in
-    flight when their 60 s leases expire, so everything is polled again within the lease + one
-    interval."""
+    gets SIGKILL: the services it had in flight are polled by the other when their 60 s leases expire,
+    the others sooner (at their next due time, or later where the dead leases still fill the host's
+    cap), so everything is polled again within the lease + one interval."""
     db = migrated_db
     setup_team(db)
     n, interval, window, delay, lease = 500, 5.0, 120.0, 0.2, 60.0
@@ -783,6 +783,7 @@ def test_two_pollers_at_scale_and_takeover(migrated_db, server):
         tk = time.monotonic()
         a.stop(signal.SIGKILL)
         assert a.wait(5) == -signal.SIGKILL
+        killed_at = db.psql("SELECT now()")
 
         # before the kill: each due time once
         counts, gaps_all = {}, []
@@ -798,36 +799,50 @@ def test_two_pollers_at_scale_and_takeover(migrated_db, server):
         off = {i: c for i, c in counts.items() if abs(c - expected) > 1}
         assert not off, (period, expected, off)
 
+        # the dead poller's claims: leases taken before the kill still held once the survivor's polls of
+        # then (200 ms answers) are over
+        time.sleep(2.0)
+        dead = set(db.psql(f"SELECT service_id FROM poll_schedule WHERE claimed_until > now() AND claimed_until "
+                           f"<= '{killed_at}'::timestamptz + interval '{int(lease)} seconds'").split())
+        dead = {i for i in range(n) if sid[i] in dead}
+        assert dead, "the killed poller had no poll in flight: the lease takeover was not exercised"
+
         # after the kill: every service polled again by the survivor within a lease + one interval
         def polled_since_kill():
             return all(any(x > tk for x in hits(i)) for i in range(n))
         wait_for(polled_since_kill, lease + interval + 5, interval=0.5, what="the takeover", detail=b.tail)
         took = time.monotonic() - tk
         first = {i: min(x for x in hits(i) if x > tk) - tk for i in range(n)}
-        stuck = {i for i in range(n) if first[i] > interval + delay + 1.0}
-        # the ones the dead poller had in flight waited for their leases, the others did not
-        assert stuck, "the killed poller had no poll in flight: the lease takeover was not exercised"
-        assert all(lease - 2 <= first[i] <= lease + interval + 2 for i in stuck), {i: first[i] for i in stuck}
-        assert len(stuck) <= 5 * len(targets)  # at most the per-host cap on each host
         time.sleep(1.0)
         b.stop(signal.SIGTERM)
         assert b.wait(15) == 0
 
-        # every request recorded by exactly one poller; the dead poller's polls in flight by none
-        ra = {}
+        # every request recorded by exactly one poller, except the dead poller's polls in flight
+        rec = {}
         for o in poll_lines(a) + poll_lines(b):
             assert o["recorded"] and o["success"], o
-            ra[o["service_id"]] = ra.get(o["service_id"], 0) + 1
+            rec[o["service_id"]] = rec.get(o["service_id"], 0) + 1
         assert poll_lines(a) and poll_lines(b)
-        wrong = {i: (len(hits(i)), ra.get(sid[i], 0)) for i in range(n)
-                 if len(hits(i)) != ra.get(sid[i], 0) + (1 if i in stuck else 0)}
-        assert not wrong, wrong
+        lost = {i: len(hits(i)) - rec.get(sid[i], 0) for i in range(n)}
+        assert set(lost.values()) <= {0, 1}, {i: v for i, v in lost.items() if v not in (0, 1)}
+        stuck = {i for i, v in lost.items() if v == 1}
+        # the dead claims are the unrecorded requests (one more may be a poll recorded just before the
+        # kill whose log line was not written yet)
+        assert dead <= stuck and len(stuck - dead) <= 1, (dead, stuck)
+        assert len(dead) <= 5 * len(targets)  # at most the per-host cap on each host
+        # those were polled again only when their leases expired (no double poll within a lease); the
+        # others earlier, though not always within one interval: until they expire, the dead leases
+        # still count against their hosts' cap of 5, which leaves the survivor fewer slots there
+        assert all(lease - 2 <= first[i] <= lease + interval + 2 for i in dead), {i: first[i] for i in dead}
+        assert all(first[i] <= lease + interval + 2 for i in range(n))
         # and after the kill too, no double poll
         for i in range(n):
             t = hits(i)
             assert min(y - x for x, y in zip(t, t[1:])) >= 4.0, (i, t)
+        late = len([i for i in range(n) if i not in dead and first[i] > interval + delay + 1.0])
         print(f"period {period:.2f} s, {expected:.1f} due times per service in {window:.0f} s, "
-              f"{len(stuck)} leases taken over, all services polled again {took:.1f} s after the kill")
+              f"{len(dead)} leases taken over, {late} other services later than one interval, "
+              f"all services polled again {took:.1f} s after the kill")
     finally:
         for t in targets:
             t.close()
