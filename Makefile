@@ -27,6 +27,7 @@ SRCS = \
 	src/http/limit_req.c \
 	src/http/bucket.c \
 	src/http/jsonbuf.c \
+	src/http/compress.c \
 	src/http/response.c \
 	src/http/worker.c \
 	src/http/worker_listen.c \
@@ -111,6 +112,7 @@ UNIT_TESTS = \
 	tests/unit/check_session \
 	tests/unit/check_ssrf \
 	tests/unit/check_jsonbuf \
+	tests/unit/check_compress \
 	tests/unit/check_balance \
 	tests/unit/check_pgarray \
 	tests/unit/check_otlp_percentile \
