@@ -55,6 +55,7 @@ SRCS = \
 	src/api/aliases.c \
 	src/api/canonical_overrides.c \
 	src/api/external_nodes.c \
+	src/api/graph.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
 	src/otlp/arena.c \

@@ -1,6 +1,7 @@
 /* Every HTTP route depsera serves, in one table. */
 #include "depsera/routes.h"
 #include "depsera/api_curation.h"
+#include "depsera/api_graph.h"
 #include "depsera/api_keys.h"
 #include "depsera/api_otlp_stats.h"
 #include "depsera/api_rate_limits.h"
@@ -74,6 +75,7 @@ const dps_route_t dps_routes[] = {
     {"GET", "/api/external-nodes", dps_api_external_nodes_list, 0},
     {"PUT", "/api/external-nodes/:canonicalName", dps_api_external_nodes_put, 0},
     {"DELETE", "/api/external-nodes/:canonicalName", dps_api_external_nodes_delete, 0},
+    {"GET", "/api/graph", dps_api_graph, 0},
     {"GET", "/api/admin/settings", dps_api_admin_settings_get, 0},
     {"PUT", "/api/admin/settings", dps_api_admin_settings_put, 0},
     {"GET", "/api/admin/settings/span-retention", dps_api_admin_span_retention_get, 0},

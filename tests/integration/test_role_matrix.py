@@ -40,6 +40,7 @@ def _fresh_member(ctx):
 
 
 ADMIN_ONLY = {"anonymous": 401, "member_a": 403, "lead_a": 403, "member_b": 403, "lead_b": 403}
+ANY_USER = {"anonymous": 401, "member_a": 200, "lead_a": 200, "member_b": 200, "lead_b": 200, "admin": 200}
 
 
 def admin_only(ok):
@@ -204,6 +205,8 @@ ROWS = [
      lead_a_only(200)),
     ("delete external node", "DELETE", lambda c: f"/api/external-nodes/{_fresh_node(c)}", lambda c: None,
      lead_a_only(204)),
+    # the graph is open to every logged-in user (open-questions.md C), whatever team it shows
+    ("graph", "GET", lambda c: f"/api/graph?team={c['team_a']}", lambda c: None, dict(ANY_USER)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -287,5 +290,5 @@ PATTERNS = {
     "upsert team canonical override": "/api/canonical-overrides/:canonicalName",
     "delete canonical override": "/api/canonical-overrides/:canonicalName",
     "upsert external node": "/api/external-nodes/:canonicalName",
-    "delete external node": "/api/external-nodes/:canonicalName",
+    "delete external node": "/api/external-nodes/:canonicalName", "graph": "/api/graph",
 }
