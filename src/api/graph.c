@@ -38,14 +38,15 @@
     "LEFT JOIN dependency_canonical_overrides cg ON cg.team_id IS NULL AND cg.canonical_name = al.canonical_name "                 \
     "CROSS JOIN LATERAL (SELECT CASE WHEN ct.id IS NULL THEN cg.contact_override ELSE ct.contact_override END AS contact) co "
 
-/* The dependency rows of §6.1 (one per association, one without), unordered: row_order sorts them.
+/* The dependency rows of §6.1 (one per association, one without), unordered: order_rows sorts them.
  * Aliased columns are the edge's data members, written under their alias. The 24 h average reads
- * only the (dependency_id, recorded_at, latency_ms) index (migration 002). */
+ * only the (dependency_id, recorded_at, latency_ms) index (migration 002) and rounds half away from
+ * zero as the original's SQLite ROUND (numeric: round() of a double rounds half to even). */
 #define ROWS_SQL(with, scope)                                                                                                      \
     with                                                                                                                           \
         "SELECT d.type AS \"dependencyType\", d.name AS \"dependencyName\", al.canonical_name AS \"canonicalName\", "              \
         "d.id AS \"dependencyId\", d.healthy, d.latency_ms AS \"latencyMs\", "                                                     \
-        "(SELECT round(avg(h.latency_ms)) FROM dependency_latency_history h WHERE h.dependency_id = d.id "                         \
+        "(SELECT round(avg(h.latency_ms)::numeric) FROM dependency_latency_history h WHERE h.dependency_id = d.id "                \
         "AND h.recorded_at >= now() - interval '24 hours') AS \"avgLatencyMs24h\", a.association_type AS \"associationType\", "    \
         "d.check_details, d.error, d.error_message AS \"errorMessage\", d.impact, " EFFECTIVE_CONTACT " AS \"effectiveContact\", " \
         "d.skipped, d.discovery_source AS \"discoverySource\", COALESCE(a.is_auto_suggested, false) AS \"isAutoSuggested\", "      \

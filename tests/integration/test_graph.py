@@ -172,6 +172,8 @@ def world(env):
     w.l3 = link(env, w.d3, w.b, association_type="api_call", is_auto_suggested=True)
     w.d4 = dep(env, w.a, f"d4-{k}", type="rest", healthy=True, latency_ms=3)
     link(env, w.d4, w.x, is_auto_suggested=True, is_dismissed=True)
+    for ms in (2, 3):  # 2.5: half away from zero, as the original's ROUND (not half to even)
+        env.db.psql(f"INSERT INTO dependency_latency_history (dependency_id, latency_ms) VALUES ('{w.d4}', {ms})")
     w.d5 = dep(env, w.a, f"d5-{k}", type="grpc", healthy=True, skipped=True)
     w.e1 = dep(env, w.b, f"e1-{k}", type="database", healthy=True)
     w.le = link(env, w.e1, w.x)
@@ -202,7 +204,7 @@ def test_team_graph_every_field(env, world):
              checkDetails={"v": 1}),
         edge(w.b, w.a, w.d3, f"d3-{k}", "rest", healthy=None, assoc_type="api_call", auto=True, assoc_id=w.l3),
         # dismissed: no edge from X, and the dependency is one without association
-        edge(external_id(f"d4-{k}"), w.a, w.d4, f"d4-{k}", "rest", latency=3),
+        edge(external_id(f"d4-{k}"), w.a, w.d4, f"d4-{k}", "rest", latency=3, avg=3),
         edge(external_id(f"d5-{k}"), w.a, w.d5, f"d5-{k}", "grpc", skipped=True),
         edge(w.x, w.b, w.e1, f"e1-{k}", "database", assoc_type="other", assoc_id=w.le),
     ]
