@@ -56,6 +56,7 @@ SRCS = \
 	src/api/canonical_overrides.c \
 	src/api/external_nodes.c \
 	src/api/graph.c \
+	src/api/history.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
 	src/otlp/arena.c \

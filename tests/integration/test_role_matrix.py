@@ -207,6 +207,13 @@ ROWS = [
      lead_a_only(204)),
     # the graph is open to every logged-in user (open-questions.md C), whatever team it shows
     ("graph", "GET", lambda c: f"/api/graph?team={c['team_a']}", lambda c: None, dict(ANY_USER)),
+    # and so is a dependency's history
+    ("timeline", "GET", lambda c: f"/api/dependencies/{_fresh_dep(c)}/timeline", lambda c: None, dict(ANY_USER)),
+    ("errors", "GET", lambda c: f"/api/errors/{_fresh_dep(c)}", lambda c: None, dict(ANY_USER)),
+    ("latency", "GET", lambda c: f"/api/latency/{_fresh_dep(c)}", lambda c: None, dict(ANY_USER)),
+    ("latency buckets", "GET", lambda c: f"/api/latency/{_fresh_dep(c)}/buckets", lambda c: None, dict(ANY_USER)),
+    ("aggregate buckets", "GET", lambda c: f"/api/latency/aggregate/buckets?dependencyIds={_fresh_dep(c)}",
+     lambda c: None, dict(ANY_USER)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -291,4 +298,7 @@ PATTERNS = {
     "delete canonical override": "/api/canonical-overrides/:canonicalName",
     "upsert external node": "/api/external-nodes/:canonicalName",
     "delete external node": "/api/external-nodes/:canonicalName", "graph": "/api/graph",
+    "timeline": "/api/dependencies/:id/timeline", "errors": "/api/errors/:dependencyId",
+    "latency": "/api/latency/:dependencyId", "latency buckets": "/api/latency/:dependencyId/buckets",
+    "aggregate buckets": "/api/latency/aggregate/buckets",
 }
