@@ -79,10 +79,28 @@ static int write_objects(dps_jsonbuf_t *b, const PGresult *res, int key, int fro
     return 0;
 }
 
-/* Sends a document that ran out of memory (or not) as 200. */
-static void send_doc(dps_req_t *r, dps_jsonbuf_t *b, int failed)
+/* The rows of a statement about one dependency ($1), at least one when it exists; NULL after
+ * answering 404 (or 503/500). */
+static PGresult *dependency_rows(dps_req_t *r, const char *sql, int n, const char *const *params)
 {
-    b->oom |= failed != 0;
+    PGresult *res = dps_req_sql(r, NULL, sql, n, params);
+
+    if (res != NULL && PQntuples(res) == 0) {
+        dps_http_error(r, 404, not_found);
+        return NULL;
+    }
+    return res;
+}
+
+/* Ends a document with its list member `name` (the rows of `res` whose column `key` is not NULL, as
+ * objects of the columns from..to-1) and sends it as 200 (500 if memory ran out). */
+static void send_with_list(dps_req_t *r, dps_jsonbuf_t *b, const char *name, const PGresult *res, int key, int from, int to)
+{
+    dps_jsonbuf_lit(b, ",");
+    dps_jsonbuf_string(b, name, strlen(name));
+    dps_jsonbuf_lit(b, ":[");
+    b->oom |= write_objects(b, res, key, from, to) != 0;
+    dps_jsonbuf_lit(b, "]}");
     dps_http_json_buf(r, 200, b);
 }
 
@@ -102,26 +120,18 @@ void dps_api_history_timeline(dps_req_t *r)
     const char *id, *params[2];
     PGresult *res;
     dps_jsonbuf_t b;
-    int failed;
 
     if (dps_require_user(r) != 0 || (range = range_of(r, timeline_ranges, "24h, 7d, 30d")) == NULL ||
         (id = dependency_id(r, "id")) == NULL)
         return;
     params[0] = id, params[1] = range->window;
-    if ((res = dps_req_sql(r, NULL, TIMELINE_SQL, 2, params)) == NULL)
+    if ((res = dependency_rows(r, TIMELINE_SQL, 2, params)) == NULL)
         return;
-    if (PQntuples(res) == 0) {
-        dps_http_error(r, 404, not_found);
-        return;
-    }
     dps_jsonbuf_init(&b, 256 + (size_t)PQntuples(res) * 64);
     write_member(&b, "{", "dependencyId", id);
     write_member(&b, ",", "range", range->name);
     write_member(&b, ",", "currentState", PQgetvalue(res, 0, 0));
-    dps_jsonbuf_lit(&b, ",\"transitions\":[");
-    failed = write_objects(&b, res, 1, 1, 3);
-    dps_jsonbuf_lit(&b, "]}");
-    send_doc(r, &b, failed);
+    send_with_list(r, &b, "transitions", res, 1, 1, 3);
 }
 
 /* ---- errors (§5.1) -------------------------------------------------------------------------------- */
@@ -142,23 +152,15 @@ void dps_api_history_errors(dps_req_t *r)
     const char *id;
     PGresult *res;
     dps_jsonbuf_t b;
-    int failed;
 
     if (dps_require_user(r) != 0 || (id = dependency_id(r, "dependencyId")) == NULL ||
-        (res = dps_req_sql(r, NULL, ERRORS_SQL, 1, &id)) == NULL)
+        (res = dependency_rows(r, ERRORS_SQL, 1, &id)) == NULL)
         return;
-    if (PQntuples(res) == 0) {
-        dps_http_error(r, 404, not_found);
-        return;
-    }
     dps_jsonbuf_init(&b, 256 + (size_t)PQntuples(res) * 200);
     write_member(&b, "{", "dependencyId", id);
     dps_jsonbuf_lit(&b, ",\"errorCount\":");
     dps_jsonbuf_value(&b, res, 0, 0);
-    dps_jsonbuf_lit(&b, ",\"errors\":[");
-    failed = write_objects(&b, res, 3, 1, 5);
-    dps_jsonbuf_lit(&b, "]}");
-    send_doc(r, &b, failed);
+    send_with_list(r, &b, "errors", res, 3, 1, 5);
 }
 
 /* ---- latency (§5.2) ------------------------------------------------------------------------------- */
@@ -178,23 +180,15 @@ void dps_api_history_latency(dps_req_t *r)
     const char *id;
     PGresult *res;
     dps_jsonbuf_t b;
-    int failed;
 
     if (dps_require_user(r) != 0 || (id = dependency_id(r, "dependencyId")) == NULL ||
-        (res = dps_req_sql(r, NULL, LATENCY_SQL, 1, &id)) == NULL)
+        (res = dependency_rows(r, LATENCY_SQL, 1, &id)) == NULL)
         return;
-    if (PQntuples(res) == 0) {
-        dps_http_error(r, 404, not_found);
-        return;
-    }
     dps_jsonbuf_init(&b, 512 + (size_t)PQntuples(res) * 80);
     write_member(&b, "{", "dependencyId", id);
     dps_jsonbuf_lit(&b, ",");
     dps_jsonbuf_members(&b, res, 0, 0, 5);
-    dps_jsonbuf_lit(&b, ",\"dataPoints\":[");
-    failed = write_objects(&b, res, 6, 5, 7);
-    dps_jsonbuf_lit(&b, "]}");
-    send_doc(r, &b, failed);
+    send_with_list(r, &b, "dataPoints", res, 6, 5, 7);
 }
 
 /* Buckets of §5.2 over the rows of the dependencies in $1 (uuid[]) of the window $3, $2 wide: bucket
@@ -203,24 +197,24 @@ void dps_api_history_latency(dps_req_t *r)
  * ROUND did (numeric: round() of a double rounds half to even). */
 #define BUCKETS_SQL                                                                                                                \
     "SELECT date_bin($2::interval, recorded_at, timestamptz '2000-01-01 00:00:00+00') AS \"timestamp\", "                          \
-    "min(latency_ms) AS min, round(avg(latency_ms)::numeric) AS avg, max(latency_ms) AS max, count(*) AS count, "                           \
-    "round(avg(p50_ms)::numeric) AS avg_p50, round(avg(p95_ms)::numeric) AS avg_p95, round(avg(p99_ms)::numeric) AS avg_p99 "                                 \
+    "min(latency_ms) AS min, round(avg(latency_ms)::numeric) AS avg, max(latency_ms) AS max, count(*) AS count, "                  \
+    "round(avg(p50_ms)::numeric) AS avg_p50, round(avg(p95_ms)::numeric) AS avg_p95, round(avg(p99_ms)::numeric) AS avg_p99 "      \
     "FROM dependency_latency_history WHERE dependency_id = ANY ($1::uuid[]) AND recorded_at >= now() - $3::interval "              \
     "GROUP BY 1 ORDER BY 1"
 
-/* The buckets array of a range over `ids` (a uuid[] literal); 0, or -1 after answering. */
-static int write_buckets(dps_req_t *r, dps_jsonbuf_t *b, const range_t *range, const char *ids)
+/* Ends the document with the range and its buckets over `ids` (a uuid[] literal) and sends it; the
+ * document is freed on failure (answered 503/500). */
+static void send_buckets(dps_req_t *r, dps_jsonbuf_t *b, const range_t *range, const char *ids)
 {
     const char *params[3] = {ids, range->bucket, range->window};
     PGresult *res = dps_req_sql(r, NULL, BUCKETS_SQL, 3, params);
 
-    if (res == NULL)
-        return -1;
+    if (res == NULL) {
+        dps_jsonbuf_free(b);
+        return;
+    }
     write_member(b, ",", "range", range->name);
-    dps_jsonbuf_lit(b, ",\"buckets\":[");
-    b->oom |= write_objects(b, res, 0, 0, PQnfields(res)) != 0;
-    dps_jsonbuf_lit(b, "]}");
-    return 0;
+    send_with_list(r, b, "buckets", res, 0, 0, PQnfields(res));
 }
 
 void dps_api_history_buckets(dps_req_t *r)
@@ -228,25 +222,16 @@ void dps_api_history_buckets(dps_req_t *r)
     const range_t *range;
     const char *id;
     char ids[48];
-    PGresult *res;
     dps_jsonbuf_t b;
 
     if (dps_require_user(r) != 0 || (range = range_of(r, bucket_ranges, "1h, 6h, 24h, 7d, 30d")) == NULL ||
         (id = dependency_id(r, "dependencyId")) == NULL ||
-        (res = dps_req_sql(r, NULL, "SELECT 1 FROM dependencies WHERE id = $1", 1, &id)) == NULL)
+        dependency_rows(r, "SELECT 1 FROM dependencies WHERE id = $1", 1, &id) == NULL)
         return;
-    if (PQntuples(res) == 0) {
-        dps_http_error(r, 404, not_found);
-        return;
-    }
     snprintf(ids, sizeof(ids), "{%s}", id);
     dps_jsonbuf_init(&b, 4096);
     write_member(&b, "{", "dependencyId", id);
-    if (write_buckets(r, &b, range, ids) != 0) {
-        dps_jsonbuf_free(&b);
-        return;
-    }
-    send_doc(r, &b, 0);
+    send_buckets(r, &b, range, ids);
 }
 
 /* dependencyIds split on commas, empty parts dropped (the original's split(',').filter(Boolean)):
@@ -303,9 +288,9 @@ void dps_api_history_aggregate_buckets(dps_req_t *r)
         /* answered */
     } else if (ids.oom) {
         dps_http_error(r, 500, "Internal server error");
-    } else if (write_buckets(r, &b, range, ids.data) == 0) {
+    } else {
+        send_buckets(r, &b, range, ids.data);
         dps_jsonbuf_free(&ids);
-        send_doc(r, &b, 0);
         return;
     }
     dps_jsonbuf_free(&ids);
