@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import ApiClient, add_user, api_env, make_team, migrate, shared_server_guard, sql_str
+from conftest import ApiClient, add_user, api_env, insert_row, make_team, shared_server_guard
 
 ADMIN_EMAIL = "root@example.com"
 PASSWORD = "graph-password-1"
@@ -36,22 +36,8 @@ def tag():
     return uuid.uuid4().hex[:8]
 
 
-def lit(v):
-    if v is None:
-        return "NULL"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (dict, list)):
-        return sql_str(json.dumps(v)) + "::jsonb"
-    return sql_str(v)
-
-
 def insert(env, table, **cols):
-    keys = ", ".join(cols)
-    vals = ", ".join(lit(v) for v in cols.values())
-    return env.db.psql(f"INSERT INTO {table} ({keys}) VALUES ({vals}) RETURNING id").splitlines()[0]
+    return insert_row(env.db, table, **cols)
 
 
 def service(env, team, name, **cols):
