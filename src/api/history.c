@@ -1,6 +1,7 @@
 /* A dependency's history as the charts read it: health timeline, errors, latency and latency buckets
  * (graph-and-api.md §5.1, §5.2), one or two statements each. */
 #include "depsera/api_history.h"
+#include "depsera/api_guards.h"
 #include "depsera/http.h"
 #include "depsera/jsonbuf.h"
 #include "depsera/session.h"
@@ -34,17 +35,6 @@ static const range_t *range_of(dps_req_t *r, const range_t *ranges, const char *
             return x;
     snprintf(msg, sizeof(msg), "Invalid range. Must be one of: %s", names);
     dps_http_error(r, 400, msg);
-    return NULL;
-}
-
-/* The path parameter when it is a UUID; otherwise answers 404 (a malformed id is an unknown one). */
-static const char *dependency_id(dps_req_t *r, const char *param)
-{
-    const char *id = dps_req_param(r, param);
-
-    if (id != NULL && dps_is_uuid(id))
-        return id;
-    dps_http_error(r, 404, not_found);
     return NULL;
 }
 
@@ -122,7 +112,7 @@ void dps_api_history_timeline(dps_req_t *r)
     dps_jsonbuf_t b;
 
     if (dps_require_user(r) != 0 || (range = range_of(r, timeline_ranges, "24h, 7d, 30d")) == NULL ||
-        (id = dependency_id(r, "id")) == NULL)
+        (id = dps_api_uuid_param(r, "id", not_found)) == NULL)
         return;
     params[0] = id, params[1] = range->window;
     if ((res = dependency_rows(r, TIMELINE_SQL, 2, params)) == NULL)
@@ -153,7 +143,7 @@ void dps_api_history_errors(dps_req_t *r)
     PGresult *res;
     dps_jsonbuf_t b;
 
-    if (dps_require_user(r) != 0 || (id = dependency_id(r, "dependencyId")) == NULL ||
+    if (dps_require_user(r) != 0 || (id = dps_api_uuid_param(r, "dependencyId", not_found)) == NULL ||
         (res = dependency_rows(r, ERRORS_SQL, 1, &id)) == NULL)
         return;
     dps_jsonbuf_init(&b, 256 + (size_t)PQntuples(res) * 200);
@@ -181,7 +171,7 @@ void dps_api_history_latency(dps_req_t *r)
     PGresult *res;
     dps_jsonbuf_t b;
 
-    if (dps_require_user(r) != 0 || (id = dependency_id(r, "dependencyId")) == NULL ||
+    if (dps_require_user(r) != 0 || (id = dps_api_uuid_param(r, "dependencyId", not_found)) == NULL ||
         (res = dependency_rows(r, LATENCY_SQL, 1, &id)) == NULL)
         return;
     dps_jsonbuf_init(&b, 512 + (size_t)PQntuples(res) * 80);
@@ -225,7 +215,7 @@ void dps_api_history_buckets(dps_req_t *r)
     dps_jsonbuf_t b;
 
     if (dps_require_user(r) != 0 || (range = range_of(r, bucket_ranges, "1h, 6h, 24h, 7d, 30d")) == NULL ||
-        (id = dependency_id(r, "dependencyId")) == NULL ||
+        (id = dps_api_uuid_param(r, "dependencyId", not_found)) == NULL ||
         dependency_rows(r, "SELECT 1 FROM dependencies WHERE id = $1", 1, &id) == NULL)
         return;
     snprintf(ids, sizeof(ids), "{%s}", id);
