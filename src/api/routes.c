@@ -60,6 +60,7 @@ const dps_route_t dps_routes[] = {
     {"PUT", "/api/dependencies/:id/overrides", dps_api_dependency_overrides_put, 0},
     {"DELETE", "/api/dependencies/:id/overrides", dps_api_dependency_overrides_delete, 0},
     {"GET", "/api/dependencies/:dependencyId/associations", dps_api_associations_list, 0},
+    {"GET", "/api/services/:serviceId/discovered-dependencies", dps_api_associations_discovered, 0},
     {"POST", "/api/dependencies/:dependencyId/associations", dps_api_associations_create, 0},
     {"DELETE", "/api/dependencies/:dependencyId/associations/:serviceId", dps_api_associations_delete, 0},
     {"PUT", "/api/dependencies/:depId/associations/:assocId/confirm", dps_api_associations_confirm, 0},

@@ -214,6 +214,9 @@ ROWS = [
     ("latency buckets", "GET", lambda c: f"/api/latency/{_fresh_dep(c)}/buckets", lambda c: None, dict(ANY_USER)),
     ("aggregate buckets", "GET", lambda c: f"/api/latency/aggregate/buckets?dependencyIds={_fresh_dep(c)}",
      lambda c: None, dict(ANY_USER)),
+    # a service's discovered dependencies: its team's members (and admins)
+    ("discovered dependencies", "GET", lambda c: f"/api/services/{_fresh_service(c)}/discovered-dependencies",
+     lambda c: None, dict(lead_a_only(200), member_a=200)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -301,4 +304,5 @@ PATTERNS = {
     "timeline": "/api/dependencies/:id/timeline", "errors": "/api/errors/:dependencyId",
     "latency": "/api/latency/:dependencyId", "latency buckets": "/api/latency/:dependencyId/buckets",
     "aggregate buckets": "/api/latency/aggregate/buckets",
+    "discovered dependencies": "/api/services/:serviceId/discovered-dependencies",
 }
