@@ -58,3 +58,12 @@ statements_per_request() {
     after=$(xacts)
     awk -v a="$after" -v b="$before" 'BEGIN { printf "%.1f", (a - b - 2) / 20 }'
 }
+
+# cpu_ticks: CPU time (ticks) of the server's processes and the cluster's backends so far, a figure
+# that depends less on what else the machine runs than req/s does (after start_serve).
+cpu_ticks() {
+    local postmaster
+    postmaster=$(head -n 1 "$WORK/pg/data/postmaster.pid")
+    for p in $(pgrep -P "$postmaster") $(pgrep -P "$PID"); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done |
+        awk '{s += $1} END {print s + 0}'
+}

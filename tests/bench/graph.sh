@@ -76,7 +76,9 @@ for r in $(seq "$RUNS"); do
         for c in $CONCS; do
             t=$((c < 2 ? c : 2))
             wrk -t "$t" -c "$c" -d 1 "${hdr[@]}" -s "$HERE/latency.lua" "$url" >/dev/null 2>&1 || true
+            before=$(cpu_ticks)
             line=$(wrk -t "$t" -c "$c" -d "$DURATION" --timeout 30s "${hdr[@]}" -s "$HERE/latency.lua" "$url" 2>&1 | grep '^RESULT')
+            line="$line cpu_ticks=$(($(cpu_ticks) - before))"
             log "run $r/$RUNS $enc c=$c: $line"
             results+=("$line enc=$enc conc=$c")
         done
@@ -87,15 +89,19 @@ printf '%s\n' "${results[@]}" | python3 -c '
 import sys, statistics
 rows = [dict(kv.split("=", 1) for kv in l.split()[1:]) for l in sys.stdin if l.strip()]
 nodes, edges, size, gz, stmts = sys.argv[1:6]
+hz = int(sys.argv[6])
 print()
 print("== GET /api/graph (full), %s nodes / %s edges, median of %d runs per line ==" % (nodes, edges, len(rows) // max(1, len({(r["enc"], r["conc"]) for r in rows}))))
 print("response %s bytes plain, %s bytes gzip   SQL statements per request (incl. the session lookup): %s" % (size, gz, stmts))
+print("CPU/request: depsera workers + PostgreSQL backends, the figure that depends least on the rest of the machine")
 med = {}
 for key in sorted({(r["enc"], int(r["conc"])) for r in rows}, key=lambda k: (k[0] != "plain", -k[1])):
     sel = [r for r in rows if (r["enc"], int(r["conc"])) == key]
     m = lambda k: statistics.median(float(r[k]) for r in sel)
     med[key] = (m("rps"), m("p50_us") / 1000, m("p99_us") / 1000)
-    print("%-5s c=%d: req/s %.1f   p50 %.1f ms   p99 %.1f ms   errors %d" % (key[0], key[1], *med[key], sum(int(r["errors"]) for r in sel)))
+    cpu = statistics.median(int(r["cpu_ticks"]) * 1000 / hz / max(1, int(r["requests"])) for r in sel)
+    print("%-5s c=%d: req/s %.1f   p50 %.1f ms   p99 %.1f ms   CPU/request %.0f ms   errors %d"
+          % (key[0], key[1], *med[key], cpu, sum(int(r["errors"]) for r in sel)))
 for enc in ("plain", "gzip"):
     if (enc, 4) in med:
         rps, p50, _ = med[(enc, 4)]
@@ -103,4 +109,4 @@ for enc in ("plain", "gzip"):
     if (enc, 1) in med:
         print("BAR %s c=1: p50 <= 150 ms: %s" % (enc, "PASS" if med[(enc, 1)][1] <= 150 else "FAIL"))
 sys.exit(1 if sum(int(r["errors"]) for r in rows) else 0)
-' ${count} "$size" "$gz_size" "$stmts"
+' ${count} "$size" "$gz_size" "$stmts" "$(getconf CLK_TCK)"

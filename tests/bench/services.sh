@@ -40,13 +40,6 @@ size=$(curl -sf -H "$cookie" "$url" -o "$WORK/services.json" -w '%{size_download
 count=$(python3 -c "import json,sys; d=json.load(open('$WORK/services.json')); print(len(d), sum(len(s['dependencies']) for s in d))")
 stmts=$(statements_per_request "$url" "$cookie")
 
-# CPU time (ticks) of the server's processes and the cluster's backends: a figure that depends less
-# on what else the machine runs than req/s does
-postmaster=$(head -n 1 "$WORK/pg/data/postmaster.pid")
-cpu_ticks() {
-    for p in $(pgrep -P "$postmaster") $(pgrep -P "$PID"); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done |
-        awk '{s += $1} END {print s + 0}'
-}
 results=()
 for r in $(seq "$RUNS"); do
     wrk -t 2 -c "$CONC" -d 1 -H "$cookie" -s "$HERE/latency.lua" "$url" >/dev/null 2>&1 || true
