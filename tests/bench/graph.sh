@@ -92,7 +92,8 @@ nodes, edges, size, gz, stmts = sys.argv[1:6]
 hz = int(sys.argv[6])
 print()
 print("== GET /api/graph (full), %s nodes / %s edges, median of %d runs per line ==" % (nodes, edges, len(rows) // max(1, len({(r["enc"], r["conc"]) for r in rows}))))
-print("response %s bytes plain, %s bytes gzip   SQL statements per request (incl. the session lookup): %s" % (size, gz, stmts))
+print("response %s bytes plain, %s bytes gzip   SQL statements per request: %s (from xact_commit: the session lookup,"
+      " rows, service nodes, enrichment, and a few tenths of background statements of the workers)" % (size, gz, stmts))
 print("CPU/request: depsera workers + PostgreSQL backends, the figure that depends least on the rest of the machine")
 med = {}
 for key in sorted({(r["enc"], int(r["conc"])) for r in rows}, key=lambda k: (k[0] != "plain", -k[1])):
