@@ -27,6 +27,7 @@ SRCS = \
 	src/http/limit_req.c \
 	src/http/bucket.c \
 	src/http/jsonbuf.c \
+	src/http/compress.c \
 	src/http/response.c \
 	src/http/worker.c \
 	src/http/worker_listen.c \
@@ -54,6 +55,8 @@ SRCS = \
 	src/api/aliases.c \
 	src/api/canonical_overrides.c \
 	src/api/external_nodes.c \
+	src/api/graph.c \
+	src/api/history.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
 	src/otlp/arena.c \
@@ -111,6 +114,7 @@ UNIT_TESTS = \
 	tests/unit/check_session \
 	tests/unit/check_ssrf \
 	tests/unit/check_jsonbuf \
+	tests/unit/check_compress \
 	tests/unit/check_balance \
 	tests/unit/check_pgarray \
 	tests/unit/check_otlp_percentile \
@@ -268,6 +272,7 @@ bench: depsera bench-decode
 	tests/bench/otlp.sh ./depsera
 	tests/bench/limits.sh ./depsera
 	tests/bench/pruner.sh ./depsera
+	tests/bench/graph.sh ./depsera
 
 # Start a local PostgreSQL under .pgdata/ unless DATABASE_URL is set, migrate, serve.
 run: deps depsera
