@@ -50,6 +50,7 @@ SRCS = \
 	src/api/poll_history.c \
 	src/api/test_schema.c \
 	src/api/manual_poll.c \
+	src/api/graph_cache.c \
 	src/api/dependencies.c \
 	src/api/associations.c \
 	src/api/aliases.c \

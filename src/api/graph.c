@@ -1,6 +1,7 @@
 /* GET /api/graph: the dependency graph, built from two or three statements whatever its size and
  * written as text straight from their results (graph-and-api.md §6, open-questions.md A, B, D24, D25). */
 #include "depsera/api_graph.h"
+#include "depsera/graph_cache.h"
 #include "depsera/compress.h"
 #include "depsera/http.h"
 #include "depsera/jsonbuf.h"
@@ -837,6 +838,7 @@ void dps_api_graph(dps_req_t *r)
 {
     graph_t g;
     dps_jsonbuf_t b;
+    char key[80];
 
     if (dps_require_user(r) != 0)
         return;
@@ -847,6 +849,9 @@ void dps_api_graph(dps_req_t *r)
         send_empty(r);
         return;
     }
+    snprintf(key, sizeof(key), "%s:%s", g.mode->param != NULL ? g.mode->param : "full", g.id != NULL ? g.id : "");
+    if (dps_graph_cache_answer(r, key))
+        return;
     if (load(&g) != 0)
         return;
     if (g.svcs == NULL) { /* a walk from an unknown dependency */
@@ -859,5 +864,5 @@ void dps_api_graph(dps_req_t *r)
         dps_http_error(r, 500, "Internal server error");
         return;
     }
-    dps_http_json_buf_negotiated(r, 200, &b);
+    dps_graph_cache_send(r, key, &b);
 }

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import ApiClient, add_user, api_env, insert_row, make_team, shared_server_guard
+from conftest import ApiClient, Response, add_user, api_env, insert_row, make_team, shared_server_guard, wait_for
 
 ADMIN_EMAIL = "root@example.com"
 PASSWORD = "graph-password-1"
@@ -24,7 +24,9 @@ MALFORMED = ("not-a-uuid", "123", "'; DROP TABLE services; --", "00000000-0000-0
 @pytest.fixture(scope="module")
 def env(cluster, tmp_path_factory):
     # "outsider" belongs to no team: graph reads are open to any logged-in user (open-questions.md C)
-    yield from api_env(cluster, tmp_path_factory, "graph", ADMIN_EMAIL, PASSWORD, actors=(("outsider", None, None),))
+    # rows are written with psql, without notifications: every request computes (the cache has its own test)
+    yield from api_env(cluster, tmp_path_factory, "graph", ADMIN_EMAIL, PASSWORD, actors=(("outsider", None, None),),
+                       env={"GRAPH_CACHE_TTL_MS": "0"})
 
 
 @pytest.fixture(autouse=True)
@@ -427,7 +429,8 @@ def test_statements_per_request_do_not_grow_with_the_graph(cluster, migrated_db,
     d = migrated_db
     d.psql(f"ALTER DATABASE {d.name} SET log_statement = 'all'")
     srv = server(d.url, args=["--no-poller", "--no-pruner"], workers=1,
-                 env={"LOCAL_AUTH": "true", "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": PASSWORD})
+                 env={"LOCAL_AUTH": "true", "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": PASSWORD,
+                      "GRAPH_CACHE_TTL_MS": "0"})
     c = ApiClient(srv.base)
     c.login(ADMIN_EMAIL, PASSWORD)  # the worker's connection is set up by now
     small, big = make_team(d, "Small"), make_team(d, "Big")
@@ -458,3 +461,31 @@ def test_statements_per_request_do_not_grow_with_the_graph(cluster, migrated_db,
     assert counts == [4, 4, 4, 4], counts
     assert statements(d, cluster, lambda: c.get("/api/graph?service=" + results[big]["nodes"][0]["id"])) <= 4
     assert statements(d, cluster, lambda: c.get("/api/graph?service=nope")) <= 1
+
+
+def test_answers_are_reused_until_a_change_or_the_ttl(migrated_db, server):
+    """GRAPH_CACHE_TTL_MS: a worker reuses its answer (plain or gzip) until a NOTIFY depsera_cache or the TTL."""
+    import time
+    d = migrated_db
+    srv = server(d.url, args=["--no-poller", "--no-pruner"], workers=1,
+                 env={"LOCAL_AUTH": "true", "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": PASSWORD,
+                      "GRAPH_CACHE_TTL_MS": "3000"})
+    c = ApiClient(srv.base)
+    c.login(ADMIN_EMAIL, PASSWORD)
+    team = make_team(d, "Cached")
+    # over DPS_GZIP_MIN_BYTES: 20 services
+    d.psql(f"INSERT INTO services (name, team_id, health_endpoint) SELECT 'one-' || g, '{team}', 'https://e.example.com' "
+           f"FROM generate_series(1, 20) g")
+    names = lambda r: {n["data"]["name"] for n in json.loads(r.body)["nodes"]} - {f"one-{g}" for g in range(1, 21)}
+    first = c.get("/api/graph")
+    assert first.status == 200 and names(first) == set(), first
+    d.psql(f"INSERT INTO services (name, team_id, health_endpoint) VALUES ('two', '{team}', 'https://e.example.com')")
+    assert names(c.get("/api/graph")) == set()  # reused: no notification yet
+    zipped = c.get("/api/graph", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["Content-Encoding"] == "gzip" and names(Response(200, {}, gzip.decompress(zipped.body))) == set()
+    d.psql("NOTIFY depsera_cache, 'service'")
+    wait_for(lambda: names(c.get("/api/graph")) == {"two"}, 2, what="the graph after a notification")
+    d.psql(f"INSERT INTO services (name, team_id, health_endpoint) VALUES ('three', '{team}', 'https://e.example.com')")
+    t0 = time.monotonic()
+    wait_for(lambda: names(c.get("/api/graph")) == {"two", "three"}, 5, what="the graph after the TTL")
+    assert time.monotonic() - t0 <= 4
