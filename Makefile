@@ -100,7 +100,8 @@ MIGRATIONS = \
 	schema/006_pruner \
 	schema/007_rate_limits \
 	schema/008_poller \
-	schema/009_poll_requests
+	schema/009_poll_requests \
+	schema/010_latency_rollup
 
 UNIT_TESTS = \
 	tests/unit/check_config \
