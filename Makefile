@@ -85,6 +85,7 @@ SRCS = \
 	src/otlp/discover.c \
 	src/prune/schedule.c \
 	src/prune/run.c \
+	src/prune/rollup.c \
 	src/prune/pruner.c \
 	src/cli/commands.c \
 	src/cli/migrate.c \
