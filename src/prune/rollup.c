@@ -22,7 +22,8 @@
 
 /* Recomputes the minutes of [$1, $2) (epoch seconds, whole minutes) from the raw rows, then records
  * [$3, $2) as rolled up, in one statement (one transaction: a reader sees the minutes and the range
- * together). Minutes whose aggregates did not change are not rewritten. One row: the minutes written. */
+ * together; neither bound moves back). Minutes whose aggregates did not change are not rewritten. One
+ * row: the minutes written. */
 #define ROLL_SQL                                                                                                                   \
     "WITH r AS (INSERT INTO dependency_latency_minutes AS m (dependency_id, minute, n, sum_ms, min_ms, max_ms, "                   \
     "n_p50, sum_p50, n_p95, sum_p95, n_p99, sum_p99) "                                                                             \
@@ -35,8 +36,8 @@
     "WHERE (m.n, m.sum_ms, m.min_ms, m.max_ms, m.n_p50, m.sum_p50, m.n_p95, m.sum_p95, m.n_p99, m.sum_p99) IS DISTINCT FROM "      \
     "(excluded.n, excluded.sum_ms, excluded.min_ms, excluded.max_ms, excluded.n_p50, excluded.sum_p50, excluded.n_p95, "           \
     "excluded.sum_p95, excluded.n_p99, excluded.sum_p99) RETURNING 1) "                                                            \
-    "UPDATE latency_rollup_state SET rolled_from = to_timestamp($3::bigint), rolled_until = to_timestamp($2::bigint) "             \
-    "RETURNING (SELECT count(*) FROM r)"
+    "UPDATE latency_rollup_state SET rolled_from = greatest(rolled_from, to_timestamp($3::bigint)), "                              \
+    "rolled_until = greatest(rolled_until, to_timestamp($2::bigint)) RETURNING (SELECT count(*) FROM r)"
 
 static void log_error(const char *what, PGconn *conn, PGresult *res)
 {
