@@ -12,6 +12,11 @@
 --     rolled_until; the retention run moves rolled_from past its cutoff
 --     before deleting the minutes older than it.  Readers use the rows of
 --     the minutes in that range and the raw rows outside it.
+--   * the primary key includes every aggregate: the buckets of a dependency
+--     are an index-only scan of its minutes in the window (the minute index
+--     alone is the retention run's, and the planner, which cannot estimate
+--     the rolled-up range, would otherwise prefer it and read every
+--     dependency's minutes);
 --   * no foreign key per row, as for the history tables (005): the
 --     statement-level cascade of dependencies deletes a dependency's minutes
 --     with its history.
@@ -29,9 +34,12 @@ CREATE TABLE dependency_latency_minutes (
     sum_p95        double precision,
     n_p99          bigint           NOT NULL,
     sum_p99        double precision,
+    -- covering: the buckets read a dependency's minutes with an index-only scan
     PRIMARY KEY (dependency_id, minute)
-);
+        INCLUDE (n, sum_ms, min_ms, max_ms, n_p50, sum_p50, n_p95, sum_p95, n_p99, sum_p99)
+) WITH (autovacuum_vacuum_insert_scale_factor = 0.02);   -- keeps the visibility map current for them
 
+-- the retention run's deletes of the minutes before its cutoff
 CREATE INDEX idx_latency_minutes_minute ON dependency_latency_minutes (minute);
 
 CREATE TABLE latency_rollup_state (
