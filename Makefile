@@ -276,6 +276,7 @@ bench: depsera bench-decode
 	tests/bench/limits.sh ./depsera
 	tests/bench/pruner.sh ./depsera
 	tests/bench/graph.sh ./depsera
+	tests/bench/history.sh ./depsera
 
 # Start a local PostgreSQL under .pgdata/ unless DATABASE_URL is set, migrate, serve.
 run: deps depsera
