@@ -193,21 +193,22 @@ void dps_api_history_latency(dps_req_t *r)
  * a whole number of minutes aligned on the same origin, so a minute falls in one bucket: a bucket
  * pools its minutes and raw rows (count = Σn, avg = Σsum / Σn as avg() computes it). */
 #define ORIGIN "timestamptz '2000-01-01 00:00:00+00'"
-#define BUCKET_PCT(p) "round((sum(s" p ") / nullif(sum(n" p "), 0)::float8)::numeric) AS avg_p" p
-#define RAW_SQL(bound)                                                                                                             \
+#define RAW_SQL                                                                                                                    \
     "SELECT recorded_at, 1, latency_ms, latency_ms, latency_ms, (p50_ms IS NOT NULL)::int, p50_ms, (p95_ms IS NOT NULL)::int, "    \
     "p95_ms, (p99_ms IS NOT NULL)::int, p99_ms FROM dependency_latency_history WHERE dependency_id = ANY ($1::uuid[]) "            \
-    "AND recorded_at >= now() - $3::interval AND recorded_at " bound
+    "AND recorded_at >= now() - $3::interval AND recorded_at "
 #define BUCKETS_SQL                                                                                                                \
-    "WITH s AS (SELECT CASE WHEN rolled_from IS NULL THEN timestamptz 'infinity' ELSE greatest(date_bin('1 minute', "            \
+    "WITH s AS (SELECT CASE WHEN rolled_from IS NULL THEN timestamptz 'infinity' ELSE greatest(date_bin('1 minute', "              \
     "now() - $3::interval - interval '1 microsecond', " ORIGIN ") + interval '1 minute', rolled_from) END AS lo, rolled_until "    \
     "FROM latency_rollup_state), r AS (SELECT lo, greatest(coalesce(rolled_until, timestamptz 'infinity'), lo) AS hi FROM s) "     \
     "SELECT date_bin($2::interval, t, " ORIGIN ") AS \"timestamp\", min(mn) AS min, round((sum(sm) / sum(n)::float8)::numeric) "   \
-    "AS avg, max(mx) AS max, sum(n)::bigint AS count, " BUCKET_PCT("50") ", " BUCKET_PCT("95") ", " BUCKET_PCT("99") " "          \
+    "AS avg, max(mx) AS max, sum(n)::bigint AS count, round((sum(s50) / nullif(sum(n50), 0)::float8)::numeric) AS avg_p50, "       \
+    "round((sum(s95) / nullif(sum(n95), 0)::float8)::numeric) AS avg_p95, "                                                        \
+    "round((sum(s99) / nullif(sum(n99), 0)::float8)::numeric) AS avg_p99 "                                                         \
     "FROM (SELECT minute, n, sum_ms, min_ms, max_ms, n_p50, sum_p50, n_p95, sum_p95, n_p99, sum_p99 "                              \
     "FROM dependency_latency_minutes WHERE dependency_id = ANY ($1::uuid[]) AND minute >= (SELECT lo FROM r) "                     \
-    "AND minute < (SELECT hi FROM r) UNION ALL " RAW_SQL("< (SELECT lo FROM r)") " UNION ALL " RAW_SQL(">= (SELECT hi FROM r)")    \
-    ") x (t, n, sm, mn, mx, n50, s50, n95, s95, n99, s99) GROUP BY 1 ORDER BY 1"
+    "AND minute < (SELECT hi FROM r) UNION ALL " RAW_SQL "< (SELECT lo FROM r) UNION ALL " RAW_SQL ">= (SELECT hi FROM r)) "       \
+    "x (t, n, sm, mn, mx, n50, s50, n95, s95, n99, s99) GROUP BY 1 ORDER BY 1"
 
 /* Ends the document with the range and its buckets over `ids` (a uuid[] literal) and sends it; the
  * document is freed on failure (answered 503/500). */

@@ -1,6 +1,7 @@
 /* The retention pruner process: LISTEN depsera_retention, a check every PRUNER_CHECK_INTERVAL_MS, and
- * the retention work and the latency roll-up done only while this process holds the pruner's advisory lock (one pruner at a
- * time across all nodes; a waiting one takes over within a check when the holder's session ends). */
+ * the retention work and the latency roll-up done only while this process holds the pruner's advisory
+ * lock (one pruner at a time across all nodes; a waiting one takes over within a check when the
+ * holder's session ends). */
 #include "depsera/aux.h"
 #include "depsera/db.h"
 #include "depsera/log.h"

@@ -17,7 +17,7 @@
 #define BOUNDS_SQL                                                                                                                 \
     "SELECT extract(epoch FROM s.rolled_from)::bigint, extract(epoch FROM s.rolled_until)::bigint, "                               \
     "extract(epoch FROM date_bin('1 minute', now() - interval '1 minute', " ORIGIN "))::bigint, "                                  \
-    "CASE WHEN s.rolled_until IS NULL THEN (SELECT extract(epoch FROM date_bin('1 minute', min(h.recorded_at), " ORIGIN             \
+    "CASE WHEN s.rolled_until IS NULL THEN (SELECT extract(epoch FROM date_bin('1 minute', min(h.recorded_at), " ORIGIN            \
     "))::bigint FROM dependency_latency_history h) END FROM latency_rollup_state s"
 
 /* Recomputes the minutes of [$1, $2) (epoch seconds, whole minutes) from the raw rows, then records

@@ -349,9 +349,8 @@ static void log_summary(dps_prune_status_t st, json_t *counts, const dps_prune_s
             DPS_F_INT("dependency_associations", count_of(counts, "dependency_associations")),
             DPS_F_INT("api_key_usage_buckets", count_of(counts, "api_key_usage_buckets")),
             DPS_F_INT("rate_limit_state", count_of(counts, "rate_limit_state")),
-            DPS_F_INT("poll_requests", count_of(counts, "poll_requests")),
-            DPS_F_INT("sessions", count_of(counts, "sessions")), DPS_F_STR("partitions_created", ctext),
-            DPS_F_STR("partitions_dropped", dtext), DPS_F_INT("duration_ms", duration_ms));
+            DPS_F_INT("poll_requests", count_of(counts, "poll_requests")), DPS_F_INT("sessions", count_of(counts, "sessions")),
+            DPS_F_STR("partitions_created", ctext), DPS_F_STR("partitions_dropped", dtext), DPS_F_INT("duration_ms", duration_ms));
 }
 
 /* The batched deletes of every rule, then the sessions; counts per table go to `counts`. */
