@@ -85,6 +85,7 @@ SRCS = \
 	src/otlp/discover.c \
 	src/prune/schedule.c \
 	src/prune/run.c \
+	src/prune/rollup.c \
 	src/prune/pruner.c \
 	src/cli/commands.c \
 	src/cli/migrate.c \
@@ -100,7 +101,8 @@ MIGRATIONS = \
 	schema/006_pruner \
 	schema/007_rate_limits \
 	schema/008_poller \
-	schema/009_poll_requests
+	schema/009_poll_requests \
+	schema/010_latency_rollup
 
 UNIT_TESTS = \
 	tests/unit/check_config \
@@ -274,6 +276,7 @@ bench: depsera bench-decode
 	tests/bench/limits.sh ./depsera
 	tests/bench/pruner.sh ./depsera
 	tests/bench/graph.sh ./depsera
+	tests/bench/history.sh ./depsera
 
 # Start a local PostgreSQL under .pgdata/ unless DATABASE_URL is set, migrate, serve.
 run: deps depsera

@@ -184,13 +184,31 @@ void dps_api_history_latency(dps_req_t *r)
 /* Buckets of §5.2 over the rows of the dependencies in $1 (uuid[]) of the window $3, $2 wide: bucket
  * starts aligned on UTC midnight (minutes, quarter hours, hours, 00/06/12/18 h), ascending. The
  * timestamp prints as YYYY-MM-DDTHH:MM:00.000Z. Averages round half away from zero, as SQLite's
- * ROUND did (numeric: round() of a double rounds half to even). */
+ * ROUND did (numeric: round() of a double rounds half to even).
+ *
+ * The rows come from the per-minute roll-up (migration 010) for the whole minutes of the window in
+ * [lo, hi) = [max(first whole minute of the window, rolled_from), rolled_until), and from the raw
+ * rows of the window outside them (the window's partial first minute, minutes before rolled_from,
+ * and everything from rolled_until on; all of them before the first roll-up). Every bucket width is
+ * a whole number of minutes aligned on the same origin, so a minute falls in one bucket: a bucket
+ * pools its minutes and raw rows (count = Σn, avg = Σsum / Σn as avg() computes it). */
+#define ORIGIN "timestamptz '2000-01-01 00:00:00+00'"
+#define RAW_SQL                                                                                                                    \
+    "SELECT recorded_at, 1, latency_ms, latency_ms, latency_ms, (p50_ms IS NOT NULL)::int, p50_ms, (p95_ms IS NOT NULL)::int, "    \
+    "p95_ms, (p99_ms IS NOT NULL)::int, p99_ms FROM dependency_latency_history WHERE dependency_id = ANY ($1::uuid[]) "            \
+    "AND recorded_at >= now() - $3::interval AND recorded_at "
 #define BUCKETS_SQL                                                                                                                \
-    "SELECT date_bin($2::interval, recorded_at, timestamptz '2000-01-01 00:00:00+00') AS \"timestamp\", "                          \
-    "min(latency_ms) AS min, round(avg(latency_ms)::numeric) AS avg, max(latency_ms) AS max, count(*) AS count, "                  \
-    "round(avg(p50_ms)::numeric) AS avg_p50, round(avg(p95_ms)::numeric) AS avg_p95, round(avg(p99_ms)::numeric) AS avg_p99 "      \
-    "FROM dependency_latency_history WHERE dependency_id = ANY ($1::uuid[]) AND recorded_at >= now() - $3::interval "              \
-    "GROUP BY 1 ORDER BY 1"
+    "WITH s AS (SELECT CASE WHEN rolled_from IS NULL THEN timestamptz 'infinity' ELSE greatest(date_bin('1 minute', "              \
+    "now() - $3::interval - interval '1 microsecond', " ORIGIN ") + interval '1 minute', rolled_from) END AS lo, rolled_until "    \
+    "FROM latency_rollup_state), r AS (SELECT lo, greatest(coalesce(rolled_until, timestamptz 'infinity'), lo) AS hi FROM s) "     \
+    "SELECT date_bin($2::interval, t, " ORIGIN ") AS \"timestamp\", min(mn) AS min, round((sum(sm) / sum(n)::float8)::numeric) "   \
+    "AS avg, max(mx) AS max, sum(n)::bigint AS count, round((sum(s50) / nullif(sum(n50), 0)::float8)::numeric) AS avg_p50, "       \
+    "round((sum(s95) / nullif(sum(n95), 0)::float8)::numeric) AS avg_p95, "                                                        \
+    "round((sum(s99) / nullif(sum(n99), 0)::float8)::numeric) AS avg_p99 "                                                         \
+    "FROM (SELECT minute, n, sum_ms, min_ms, max_ms, n_p50, sum_p50, n_p95, sum_p95, n_p99, sum_p99 "                              \
+    "FROM dependency_latency_minutes WHERE dependency_id = ANY ($1::uuid[]) AND minute >= (SELECT lo FROM r) "                     \
+    "AND minute < (SELECT hi FROM r) UNION ALL " RAW_SQL "< (SELECT lo FROM r) UNION ALL " RAW_SQL ">= (SELECT hi FROM r)) "       \
+    "x (t, n, sm, mn, mx, n50, s50, n95, s95, n99, s99) GROUP BY 1 ORDER BY 1"
 
 /* Ends the document with the range and its buckets over `ids` (a uuid[] literal) and sends it; the
  * document is freed on failure (answered 503/500). */
