@@ -27,6 +27,7 @@ SRCS = \
 	src/http/limit_req.c \
 	src/http/bucket.c \
 	src/http/jsonbuf.c \
+	src/http/compress.c \
 	src/http/response.c \
 	src/http/worker.c \
 	src/http/worker_listen.c \
@@ -49,11 +50,14 @@ SRCS = \
 	src/api/poll_history.c \
 	src/api/test_schema.c \
 	src/api/manual_poll.c \
+	src/api/graph_cache.c \
 	src/api/dependencies.c \
 	src/api/associations.c \
 	src/api/aliases.c \
 	src/api/canonical_overrides.c \
 	src/api/external_nodes.c \
+	src/api/graph.c \
+	src/api/history.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
 	src/otlp/arena.c \
@@ -81,6 +85,7 @@ SRCS = \
 	src/otlp/discover.c \
 	src/prune/schedule.c \
 	src/prune/run.c \
+	src/prune/rollup.c \
 	src/prune/pruner.c \
 	src/cli/commands.c \
 	src/cli/migrate.c \
@@ -96,7 +101,8 @@ MIGRATIONS = \
 	schema/006_pruner \
 	schema/007_rate_limits \
 	schema/008_poller \
-	schema/009_poll_requests
+	schema/009_poll_requests \
+	schema/010_latency_rollup
 
 UNIT_TESTS = \
 	tests/unit/check_config \
@@ -111,6 +117,7 @@ UNIT_TESTS = \
 	tests/unit/check_session \
 	tests/unit/check_ssrf \
 	tests/unit/check_jsonbuf \
+	tests/unit/check_compress \
 	tests/unit/check_balance \
 	tests/unit/check_pgarray \
 	tests/unit/check_otlp_percentile \
@@ -268,6 +275,8 @@ bench: depsera bench-decode
 	tests/bench/otlp.sh ./depsera
 	tests/bench/limits.sh ./depsera
 	tests/bench/pruner.sh ./depsera
+	tests/bench/graph.sh ./depsera
+	tests/bench/history.sh ./depsera
 	tests/bench/poller.sh ./depsera
 
 # Start a local PostgreSQL under .pgdata/ unless DATABASE_URL is set, migrate, serve.

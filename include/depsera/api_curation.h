@@ -67,6 +67,10 @@ void dps_api_associations_delete(dps_req_t *r);
 /* PUT /api/dependencies/:depId/associations/:assocId/confirm and /dismiss: member; 200 {"success":true}. */
 void dps_api_associations_confirm(dps_req_t *r);
 void dps_api_associations_dismiss(dps_req_t *r);
+/* GET /api/services/:serviceId/discovered-dependencies: members of the service's team and admins (404
+ * `Service not found` first); its dependencies discovered from traces (name order), each with
+ * "auto_suggested_associations": its suggestions neither confirmed nor dismissed, oldest first. */
+void dps_api_associations_discovered(dps_req_t *r);
 
 /* ---- aliases (src/api/aliases.c, §5.4) ---- */
 

@@ -31,6 +31,7 @@ typedef struct dps_config {
     long long otlp_rate_limit_burst_seconds;
     double otlp_rate_limit_warning_threshold;
     long long otlp_usage_flush_interval_ms;
+    long long graph_cache_ttl_ms;
     long long otlp_max_body_bytes;
     long long poll_max_concurrent_per_host;
     long long poll_max_in_flight;

@@ -60,6 +60,16 @@ dps_prune_status_t dps_prune_partitions(PGconn *conn, int span_retention_days, t
 /* DELETE of expired sessions, in batches; the number removed, or -1 on error (logged). */
 long long dps_prune_sessions(PGconn *conn);
 
+/* The latency roll-up (migration 010): the minutes from DPS_ROLLUP_REROLL_S before rolled_until (rows
+ * committed late) up to the start of the minute before the current one are recomputed from the raw
+ * rows, at most DPS_ROLLUP_BATCH_S of them per statement (one short transaction each), and
+ * rolled_until advanced; the first roll-up starts at the oldest raw row (at most DPS_ROLLUP_MAX_AGE_S
+ * old). Returns the minute rows written, -1 on error (logged), -2 when a stop signal arrived. */
+#define DPS_ROLLUP_REROLL_S (10 * 60)
+#define DPS_ROLLUP_BATCH_S (24 * 3600)
+#define DPS_ROLLUP_MAX_AGE_S (3660LL * 86400)
+long long dps_prune_rollup(PGconn *conn);
+
 /* 1 if SIGTERM or SIGINT is pending (they are blocked outside the loop's wait). */
 int dps_prune_stop_pending(void);
 

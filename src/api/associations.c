@@ -61,6 +61,54 @@ void dps_api_associations_list(dps_req_t *r)
     dps_http_json(r, 200, with_services(assocs, services));
 }
 
+/* Each dependency row of `deps` with "auto_suggested_associations": the rows of `suggestions` whose
+ * dependency it is. */
+static json_t *with_suggestions(PGresult *deps, PGresult *suggestions)
+{
+    json_t *out = json_array();
+    int c_dep = PQfnumber(suggestions, "dependency_id");
+
+    for (int i = 0; i < PQntuples(deps); i++) {
+        json_t *row = dps_row_json(deps, i), *list = json_array();
+
+        for (int k = 0; k < PQntuples(suggestions); k++)
+            if (strcmp(PQgetvalue(suggestions, k, c_dep), PQgetvalue(deps, i, 0)) == 0)
+                json_array_append_new(list, dps_row_json(suggestions, k));
+        json_object_set_new(row, "auto_suggested_associations", list);
+        json_array_append_new(out, row);
+    }
+    return out;
+}
+
+/* Trace discoveries of a service (graph-and-api.md §4.2, with Q-DISC fixed: traces store otlp_trace). */
+#define DISCOVERED "d.service_id = $1 AND d.discovery_source = 'otlp_trace'"
+
+void dps_api_associations_discovered(dps_req_t *r)
+{
+    const char *id;
+    PGresult *res, *deps, *suggestions;
+
+    if (dps_require_user(r) != 0 || (id = dps_api_uuid_param(r, "serviceId", "Service not found")) == NULL ||
+        (res = dps_req_sql(r, NULL, "SELECT team_id FROM services WHERE id = $1", 1, &id)) == NULL)
+        return;
+    if (PQntuples(res) == 0) {
+        dps_http_error(r, 404, "Service not found");
+        return;
+    }
+    if (dps_api_require_team_role(r, PQgetvalue(res, 0, 0), 0) != 0 ||
+        (deps = dps_req_sql(r, NULL,
+                            "SELECT " DPS_DEPENDENCY_COLUMNS " FROM dependencies d WHERE " DISCOVERED
+                            " ORDER BY d.name COLLATE \"C\", d.id",
+                            1, &id)) == NULL ||
+        (suggestions = dps_req_sql(r, NULL,
+                                   "SELECT " ASSOC_COLUMNS " FROM dependency_associations a JOIN dependencies d "
+                                   "ON d.id = a.dependency_id WHERE " DISCOVERED " AND a.is_auto_suggested AND NOT "
+                                   "a.is_dismissed ORDER BY a.created_at, a.id",
+                                   1, &id)) == NULL)
+        return;
+    dps_http_json(r, 200, with_suggestions(deps, suggestions));
+}
+
 /* The body of a POST, in the order of §5.3: the linked service id (as given; NULL when not a string)
  * and the type. -1 after answering 400. */
 static int create_input(dps_req_t *r, const char **linked, const char **type)

@@ -4,6 +4,7 @@
  * The worker checks back every DPS_WORKER_WAIT_MS without blocking (other connections go on) and
  * answers when the outcome is there, or 504 after WAIT_LIMIT_MS (no poller running, or PostgreSQL
  * too slow). */
+#include "depsera/api_guards.h"
 #include "depsera/api_services.h"
 #include "depsera/http.h"
 #include "depsera/log.h"
@@ -25,11 +26,7 @@ typedef struct {
     int64_t deadline;
 } waiter_t;
 
-/* The service, and the caller's membership of its team. */
-#define SERVICE_SQL                                                                                                                \
-    "SELECT s.is_active, s.is_external, s.health_endpoint_format, "                                                                \
-    "EXISTS (SELECT 1 FROM team_members m WHERE m.team_id = s.team_id AND m.user_id = $2) "                                        \
-    "FROM services s WHERE s.id = $1"
+#define SERVICE_SQL "SELECT s.is_active, s.is_external, s.health_endpoint_format, s.team_id FROM services s WHERE s.id = $1"
 
 /* Locks the schedule row (a claim of it waits, or is skipped), and records the request unless a poll
  * is in flight. One row: in_flight, request id (NULL when in flight or the service is not scheduled). */
@@ -89,15 +86,14 @@ static void check_back(h2o_timeout_entry_t *entry)
 /* 404 / 403 / 400 of §6 and open-questions D13; 0 to go on, -1 when answered. */
 static int checks(dps_req_t *r, const char *id)
 {
-    const char *params[2] = {id, r->user->id};
     PGresult *res;
 
-    if ((res = dps_req_sql(r, NULL, SERVICE_SQL, 2, params)) == NULL)
+    if ((res = dps_req_sql(r, NULL, SERVICE_SQL, 1, &id)) == NULL)
         return -1;
     if (PQntuples(res) == 0)
         return dps_http_error(r, 404, not_found), -1;
-    if (!r->user->is_admin && PQgetvalue(res, 0, 3)[0] != 't')
-        return dps_http_error(r, 403, "Team access required"), -1;
+    if (dps_api_require_team_role(r, PQgetvalue(res, 0, 3), 0) != 0)
+        return -1;
     if (PQgetvalue(res, 0, 0)[0] != 't')
         return dps_http_error(r, 400, "Service is not active"), -1;
     if (strcmp(PQgetvalue(res, 0, 2), "otlp") == 0)

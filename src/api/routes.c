@@ -1,6 +1,8 @@
 /* Every HTTP route depsera serves, in one table. */
 #include "depsera/routes.h"
 #include "depsera/api_curation.h"
+#include "depsera/api_graph.h"
+#include "depsera/api_history.h"
 #include "depsera/api_keys.h"
 #include "depsera/api_otlp_stats.h"
 #include "depsera/api_rate_limits.h"
@@ -58,6 +60,7 @@ const dps_route_t dps_routes[] = {
     {"PUT", "/api/dependencies/:id/overrides", dps_api_dependency_overrides_put, 0},
     {"DELETE", "/api/dependencies/:id/overrides", dps_api_dependency_overrides_delete, 0},
     {"GET", "/api/dependencies/:dependencyId/associations", dps_api_associations_list, 0},
+    {"GET", "/api/services/:serviceId/discovered-dependencies", dps_api_associations_discovered, 0},
     {"POST", "/api/dependencies/:dependencyId/associations", dps_api_associations_create, 0},
     {"DELETE", "/api/dependencies/:dependencyId/associations/:serviceId", dps_api_associations_delete, 0},
     {"PUT", "/api/dependencies/:depId/associations/:assocId/confirm", dps_api_associations_confirm, 0},
@@ -74,6 +77,13 @@ const dps_route_t dps_routes[] = {
     {"GET", "/api/external-nodes", dps_api_external_nodes_list, 0},
     {"PUT", "/api/external-nodes/:canonicalName", dps_api_external_nodes_put, 0},
     {"DELETE", "/api/external-nodes/:canonicalName", dps_api_external_nodes_delete, 0},
+    {"GET", "/api/graph", dps_api_graph, 0},
+    {"GET", "/api/dependencies/:id/timeline", dps_api_history_timeline, 0},
+    {"GET", "/api/errors/:dependencyId", dps_api_history_errors, 0},
+    /* before /api/latency/:dependencyId/buckets: the first matching pattern wins */
+    {"GET", "/api/latency/aggregate/buckets", dps_api_history_aggregate_buckets, 0},
+    {"GET", "/api/latency/:dependencyId/buckets", dps_api_history_buckets, 0},
+    {"GET", "/api/latency/:dependencyId", dps_api_history_latency, 0},
     {"GET", "/api/admin/settings", dps_api_admin_settings_get, 0},
     {"PUT", "/api/admin/settings", dps_api_admin_settings_put, 0},
     {"GET", "/api/admin/settings/span-retention", dps_api_admin_span_retention_get, 0},

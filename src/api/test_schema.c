@@ -4,6 +4,7 @@
  * The fetch runs in the worker, which waits for it: the timeout is shorter than a poll's
  * (TEST_TIMEOUT_MS), so that a slow endpoint holds the worker's other connections back for a few
  * seconds at most. Deviation from the original, by design (open-questions C14): SSRF refusals are 400s. */
+#include "depsera/api_guards.h"
 #include "depsera/api_services.h"
 #include "depsera/http.h"
 #include "depsera/poll_fetch.h"
@@ -33,7 +34,7 @@ typedef struct {
 
 static void error_field(dps_req_t *r, const char *msg, const char *field)
 {
-    dps_http_json(r, 400, json_pack("{s:s,s:s}", "error", msg, "field", field));
+    dps_api_error_field(r, 400, msg, field);
 }
 
 /* Admins, and leads of at least one team (step 1). 0 to go on, -1 when answered. */

@@ -1,6 +1,7 @@
 /* The retention pruner process: LISTEN depsera_retention, a check every PRUNER_CHECK_INTERVAL_MS, and
- * the retention work done only while this process holds the pruner's advisory lock (one pruner at a
- * time across all nodes; a waiting one takes over within a check when the holder's session ends). */
+ * the retention work and the latency roll-up done only while this process holds the pruner's advisory
+ * lock (one pruner at a time across all nodes; a waiting one takes over within a check when the
+ * holder's session ends). */
 #include "depsera/aux.h"
 #include "depsera/db.h"
 #include "depsera/log.h"
@@ -142,7 +143,10 @@ static void check(pruner_t *p)
 
     if (conn == NULL)
         return;
-    if (!hold_lock(p, conn) || read_plan(p, conn, &plan) != 0)
+    if (!hold_lock(p, conn))
+        goto out;
+    /* the latency roll-up at every check (a failure is logged and retried at the next one) */
+    if (dps_prune_rollup(conn) == -2 || read_plan(p, conn, &plan) != 0)
         goto out;
     if (dps_prune_is_due_at(now, plan.last_run, plan.cleanup_min)) {
         dps_prune_status_t st = dps_prune_run(conn, &plan.set, now);

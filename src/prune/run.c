@@ -20,6 +20,9 @@ typedef struct {
 
 static const rule_t rules[] = {
     {"dependency_latency_history", "recorded_at < to_timestamp($1::double precision)"},
+    /* the minutes of migration 010 starting before the cutoff (the one it falls in too: the readers
+     * take its remaining raw rows, rolled_from having moved past it first) */
+    {"dependency_latency_minutes", "minute < to_timestamp($1::double precision)"},
     {"dependency_error_history", "recorded_at < to_timestamp($1::double precision)"},
     {"audit_log", "created_at < to_timestamp($1::double precision)"},
     {"status_change_events", "recorded_at < to_timestamp($1::double precision)"},
@@ -338,6 +341,7 @@ static void log_summary(dps_prune_status_t st, json_t *counts, const dps_prune_s
             DPS_F_INT("data_retention_days", set->data_retention_days), DPS_F_STR("cutoff", c),
             DPS_F_INT("span_retention_days", set->span_retention_days), DPS_F_STR("span_cutoff", sc),
             DPS_F_INT("dependency_latency_history", count_of(counts, "dependency_latency_history")),
+            DPS_F_INT("dependency_latency_minutes", count_of(counts, "dependency_latency_minutes")),
             DPS_F_INT("dependency_error_history", count_of(counts, "dependency_error_history")),
             DPS_F_INT("audit_log", count_of(counts, "audit_log")),
             DPS_F_INT("status_change_events", count_of(counts, "status_change_events")),
@@ -345,16 +349,27 @@ static void log_summary(dps_prune_status_t st, json_t *counts, const dps_prune_s
             DPS_F_INT("dependency_associations", count_of(counts, "dependency_associations")),
             DPS_F_INT("api_key_usage_buckets", count_of(counts, "api_key_usage_buckets")),
             DPS_F_INT("rate_limit_state", count_of(counts, "rate_limit_state")),
-            DPS_F_INT("poll_requests", count_of(counts, "poll_requests")),
-            DPS_F_INT("sessions", count_of(counts, "sessions")), DPS_F_STR("partitions_created", ctext),
-            DPS_F_STR("partitions_dropped", dtext), DPS_F_INT("duration_ms", duration_ms));
+            DPS_F_INT("poll_requests", count_of(counts, "poll_requests")), DPS_F_INT("sessions", count_of(counts, "sessions")),
+            DPS_F_STR("partitions_created", ctext), DPS_F_STR("partitions_dropped", dtext), DPS_F_INT("duration_ms", duration_ms));
 }
 
 /* The batched deletes of every rule, then the sessions; counts per table go to `counts`. */
 static dps_prune_status_t delete_all(PGconn *conn, const char *const *params, json_t *counts)
 {
     long long n;
+    PGresult *res;
 
+    /* the rolled-up range starts at the first whole minute at or after the cutoff before the minutes
+     * before it go: readers then take the raw rows of the minute the cutoff falls in */
+    res = exec(conn, "latency_rollup_state",
+               "UPDATE latency_rollup_state SET rolled_from = date_bin('1 minute', to_timestamp($1::bigint + 59), "
+               "timestamptz '2000-01-01 00:00:00+00'), rolled_until = greatest(rolled_until, date_bin('1 minute', "
+               "to_timestamp($1::bigint + 59), timestamptz '2000-01-01 00:00:00+00')) "
+               "WHERE rolled_from < to_timestamp($1::bigint + 59)",
+               1, params, PGRES_COMMAND_OK);
+    if (res == NULL)
+        return DPS_PRUNE_FAILED;
+    PQclear(res);
     for (size_t i = 0; i < DPS_ARRAY_SIZE(rules); i++) {
         if ((n = delete_batched(conn, &rules[i], params)) < 0)
             return n == -2 ? DPS_PRUNE_STOPPED : DPS_PRUNE_FAILED;

@@ -22,11 +22,6 @@ mkdir -p "$WORK/big" && "$PY" "$HERE/otlp_bodies.py" traces "$WORK/big" 3 2500 #
 
 start_serve
 
-postmaster=$(head -n 1 "$WORK/pg/data/postmaster.pid")
-cpu_ticks() {
-    for p in $(pgrep -P "$postmaster") $(pgrep -P "$PID"); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done |
-        awk '{s += $1} END {print s + 0}'
-}
 # wrk_run PATH BODIES CONCURRENCY SECONDS [DELAY_MS] -> RESULT line (+ cpu_ticks)
 wrk_run() {
     local before line

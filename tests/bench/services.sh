@@ -33,32 +33,13 @@ SQL
 
 start_serve LOCAL_AUTH=true ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD=bench-password
 
-jar=$WORK/cookies
-curl -sf -c "$jar" "http://127.0.0.1:$port/api/auth/mode" >/dev/null
-csrf=$(awk '$6 == "csrf-token" {print $7}' "$jar")
-curl -sf -b "$jar" -c "$jar" -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' \
-    -d '{"email":"admin@example.com","password":"bench-password"}' "http://127.0.0.1:$port/api/auth/login" >/dev/null
-sid=$(awk '$6 == "deps-dashboard.sid" {print $7}' "$jar")
-cookie="Cookie: deps-dashboard.sid=$sid; csrf-token=$csrf"
+cookie=$(admin_cookie)
 url="http://127.0.0.1:$port/api/services"
 
 size=$(curl -sf -H "$cookie" "$url" -o "$WORK/services.json" -w '%{size_download}')
 count=$(python3 -c "import json,sys; d=json.load(open('$WORK/services.json')); print(len(d), sum(len(s['dependencies']) for s in d))")
-# every statement outside an explicit transaction commits one transaction: count them over 20 requests
-xacts() { psql -X -At "$DATABASE_URL" -c "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"; }
-before=$(xacts)
-for _ in $(seq 20); do curl -sf -H "$cookie" "$url" -o /dev/null; done
-sleep 0.7 # statistics are flushed by backends at most every 500 ms
-after=$(xacts)
-stmts=$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.1f", (a - b - 2) / 20 }')
+stmts=$(statements_per_request "$url" "$cookie")
 
-# CPU time (ticks) of the server's processes and the cluster's backends: a figure that depends less
-# on what else the machine runs than req/s does
-postmaster=$(head -n 1 "$WORK/pg/data/postmaster.pid")
-cpu_ticks() {
-    for p in $(pgrep -P "$postmaster") $(pgrep -P "$PID"); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done |
-        awk '{s += $1} END {print s + 0}'
-}
 results=()
 for r in $(seq "$RUNS"); do
     wrk -t 2 -c "$CONC" -d 1 -H "$cookie" -s "$HERE/latency.lua" "$url" >/dev/null 2>&1 || true

@@ -865,6 +865,35 @@ def sql_str(s):
     return "NULL" if s is None else "'" + str(s).replace("'", "''") + "'"
 
 
+class J:
+    """A JSON value for a jsonb column that is not an object or array (a string, a number)."""
+
+    def __init__(self, v):
+        self.v = v
+
+
+def sql_lit(v):
+    """A SQL literal for psql inserts: NULL, booleans, numbers, jsonb for dicts, lists and J, else text."""
+    if isinstance(v, J):
+        return sql_str(json.dumps(v.v)) + "::jsonb"
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (dict, list)):
+        return sql_str(json.dumps(v)) + "::jsonb"
+    return sql_str(v)
+
+
+def insert_row(db, table, **cols):
+    """INSERT one row with psql (values as sql_lit makes them); returns its id."""
+    keys = ", ".join(cols)
+    vals = ", ".join(sql_lit(v) for v in cols.values())
+    return db.psql(f"INSERT INTO {table} ({keys}) VALUES ({vals}) RETURNING id").splitlines()[0]
+
+
 def add_user(db_url, email, name=None, role="user", active=True, password_of=None):
     """Insert a user with psql; returns its id. password_of: copy the bcrypt hash of that user's email
     (so the new user has the same password without paying for another hash); None: no password."""

@@ -308,7 +308,8 @@ def test_admin_settings_show_the_last_run(migrated_db, server):
         assert last[k].endswith("Z") and len(last[k]) == 24, last
     assert set(last["counts"]) == {"dependency_latency_history", "dependency_error_history", "audit_log",
                                    "status_change_events", "service_poll_history", "dependency_associations",
-                                   "api_key_usage_buckets", "rate_limit_state", "poll_requests", "sessions"}
+                                   "api_key_usage_buckets", "rate_limit_state", "poll_requests", "sessions",
+                                   "dependency_latency_minutes"}
     assert isinstance(last["partitions_dropped"], list) and isinstance(last["duration_ms"], int)
 
 

@@ -271,6 +271,7 @@ class Hammer(threading.Thread):
                 conn = None
 
 
+@pytest.mark.slow
 def test_two_instances_hold_a_key_at_600_per_minute(db, servers):
     """The issue's test: 600/min, two instances of 4 workers, 10x the limit for LONG_SECONDS."""
     a, b = servers(db.url), servers(db.url)

@@ -40,6 +40,7 @@ def _fresh_member(ctx):
 
 
 ADMIN_ONLY = {"anonymous": 401, "member_a": 403, "lead_a": 403, "member_b": 403, "lead_b": 403}
+ANY_USER = {"anonymous": 401, "member_a": 200, "lead_a": 200, "member_b": 200, "lead_b": 200, "admin": 200}
 
 
 def admin_only(ok):
@@ -204,6 +205,18 @@ ROWS = [
      lead_a_only(200)),
     ("delete external node", "DELETE", lambda c: f"/api/external-nodes/{_fresh_node(c)}", lambda c: None,
      lead_a_only(204)),
+    # the graph is open to every logged-in user (open-questions.md C), whatever team it shows
+    ("graph", "GET", lambda c: f"/api/graph?team={c['team_a']}", lambda c: None, dict(ANY_USER)),
+    # and so is a dependency's history
+    ("timeline", "GET", lambda c: f"/api/dependencies/{_fresh_dep(c)}/timeline", lambda c: None, dict(ANY_USER)),
+    ("errors", "GET", lambda c: f"/api/errors/{_fresh_dep(c)}", lambda c: None, dict(ANY_USER)),
+    ("latency", "GET", lambda c: f"/api/latency/{_fresh_dep(c)}", lambda c: None, dict(ANY_USER)),
+    ("latency buckets", "GET", lambda c: f"/api/latency/{_fresh_dep(c)}/buckets", lambda c: None, dict(ANY_USER)),
+    ("aggregate buckets", "GET", lambda c: f"/api/latency/aggregate/buckets?dependencyIds={_fresh_dep(c)}",
+     lambda c: None, dict(ANY_USER)),
+    # a service's discovered dependencies: its team's members (and admins)
+    ("discovered dependencies", "GET", lambda c: f"/api/services/{_fresh_service(c)}/discovered-dependencies",
+     lambda c: None, dict(lead_a_only(200), member_a=200)),
 ]
 
 # Mutating routes that need no role (public or any session user), with their own tests.
@@ -287,5 +300,9 @@ PATTERNS = {
     "upsert team canonical override": "/api/canonical-overrides/:canonicalName",
     "delete canonical override": "/api/canonical-overrides/:canonicalName",
     "upsert external node": "/api/external-nodes/:canonicalName",
-    "delete external node": "/api/external-nodes/:canonicalName",
+    "delete external node": "/api/external-nodes/:canonicalName", "graph": "/api/graph",
+    "timeline": "/api/dependencies/:id/timeline", "errors": "/api/errors/:dependencyId",
+    "latency": "/api/latency/:dependencyId", "latency buckets": "/api/latency/:dependencyId/buckets",
+    "aggregate buckets": "/api/latency/aggregate/buckets",
+    "discovered dependencies": "/api/services/:serviceId/discovered-dependencies",
 }

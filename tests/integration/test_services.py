@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from conftest import ApiClient, BackgroundTx, Server, _stderr_files, add_user, migrate, shared_server_guard, sql_str
+from conftest import (ApiClient, BackgroundTx, J, Server, _stderr_files, add_user, insert_row, migrate,
+                      shared_server_guard, sql_str)
 
 ADMIN_EMAIL = "root@example.com"
 PASSWORD = "admin-password-1"
@@ -89,32 +90,8 @@ def uniq(prefix="x"):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-class J:
-    """A JSON value for a jsonb column that is not an object or array (a string, a number)."""
-
-    def __init__(self, v):
-        self.v = v
-
-
-def lit(v):
-    """A SQL literal for psql inserts."""
-    if isinstance(v, J):
-        return sql_str(json.dumps(v.v)) + "::jsonb"
-    if v is None:
-        return "NULL"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (dict, list)):
-        return sql_str(json.dumps(v)) + "::jsonb"
-    return sql_str(v)
-
-
 def insert(env, table, **cols):
-    keys = ", ".join(cols)
-    vals = ", ".join(lit(v) for v in cols.values())
-    return env.db.psql(f"INSERT INTO {table} ({keys}) VALUES ({vals}) RETURNING id").splitlines()[0]
+    return insert_row(env.db, table, **cols)
 
 
 def make_team(env, **cols):
