@@ -734,6 +734,7 @@ def test_without_the_schedule_table_the_poller_waits_quietly(migrated_db, server
 # at scale (issue 7): two pollers, 500 services due every 5 s, 2 minutes, then one is killed
 
 
+@pytest.mark.slow
 def test_two_pollers_at_scale_and_takeover(migrated_db, server):
     """500 services on ten loopback hosts (50 each), every 5 s, each answer taking 200 ms. Per host
     that is 10 polls/s, 2 in flight on average against the cap of 5; in all 100 polls/s, about 20 in
