@@ -277,6 +277,7 @@ bench: depsera bench-decode
 	tests/bench/pruner.sh ./depsera
 	tests/bench/graph.sh ./depsera
 	tests/bench/history.sh ./depsera
+	tests/bench/poller.sh ./depsera
 
 # Start a local PostgreSQL under .pgdata/ unless DATABASE_URL is set, migrate, serve.
 run: deps depsera

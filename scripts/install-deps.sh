@@ -33,6 +33,7 @@ protobuf-compiler
 curl
 wrk
 h2o
+prometheus-node-exporter
 procps
 util-linux
 "

@@ -41,10 +41,15 @@ static const char next_due_sql[] =
 
 /* §5: the services row, and a poll-history row: after a success only when the last row is an error
  * (a recovery), after a failure when there is no row, the last one is a recovery, or its error
- * differs. */
+ * differs. §6: the manual poll requests that wait for this service get this poll's outcome (req, run
+ * to completion after the rest, as an unreferenced data-modifying WITH is): one round trip less per
+ * poll than a statement of its own, for a table that is nearly always without a waiting row. */
 static const char service_sql[] =
     "WITH svc AS (UPDATE services SET last_poll_success = $2::boolean, last_poll_error = $3, "
     "poll_warnings = $4::jsonb, updated_at = now() WHERE id = $1 RETURNING id), "
+    "req AS (UPDATE poll_requests SET finished_at = now(), success = $2::boolean, dependencies_updated = $5::int, "
+    "status_changes = $6::int, latency_ms = $7::double precision, error = $3 "
+    "WHERE service_id = $1 AND finished_at IS NULL), "
     "last AS (SELECT h.error FROM service_poll_history h WHERE h.service_id = $1 "
     "ORDER BY h.recorded_at DESC, h.id DESC LIMIT 1) "
     "INSERT INTO service_poll_history (service_id, error, recorded_at) SELECT svc.id, $3, now() FROM svc "
@@ -58,21 +63,14 @@ static const char complete_sql[] =
     "last_failure_at = CASE WHEN $7::boolean THEN last_failure_at ELSE now() END, last_polled_at = now() "
     "WHERE service_id = $1 AND claim_token = $2 AND generation = $3::bigint";
 
-/* §6: the manual poll requests that wait for this service get this poll's outcome. */
-static const char requests_sql[] =
-    "UPDATE poll_requests SET finished_at = now(), success = $2::boolean, dependencies_updated = $3::int, "
-    "status_changes = $4::int, latency_ms = $5::double precision, error = $6 "
-    "WHERE service_id = $1 AND finished_at IS NULL";
-
 static const char release_sql[] =
     "UPDATE poll_schedule SET claimed_until = NULL, claim_token = NULL WHERE claim_token = ANY ($1::uuid[])";
 
 static dps_stmt_t claim_stmt = DPS_STMT("dps_poll_claim", claim_sql, 3);
 static dps_stmt_t next_due_stmt = DPS_STMT("dps_poll_next_due", next_due_sql, 0);
-static dps_stmt_t service_stmt = DPS_STMT("dps_poll_service", service_sql, 4);
+static dps_stmt_t service_stmt = DPS_STMT("dps_poll_service", service_sql, 7);
 static dps_stmt_t complete_stmt = DPS_STMT("dps_poll_complete", complete_sql, 7);
 static dps_stmt_t release_stmt = DPS_STMT("dps_poll_release", release_sql, 1);
-static dps_stmt_t requests_stmt = DPS_STMT("dps_poll_requests", requests_sql, 6);
 
 static void log_failed(const char *what, const PGresult *res)
 {
@@ -274,10 +272,10 @@ static tx_t record_once(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_
 {
     PGconn *conn = dps_db_conn(db);
     char delay_s[24], fail_s[16], gen_s[24];
-    const char *sp[4] = {c->service_id, o->success ? "t" : "f", o->success ? NULL : o->error, o->success ? o->warnings_json : NULL};
     const char *cp[7] = {c->service_id, c->token, gen_s, delay_s, fail_s, dps_circuit_name(next.circuit), o->success ? "t" : "f"};
     char deps_s[24], changes_s[24], ms_s[32];
-    const char *rp[6] = {c->service_id, o->success ? "t" : "f", deps_s, changes_s, ms_s, o->success ? NULL : o->error};
+    const char *sp[7] = {c->service_id, o->success ? "t" : "f", o->success ? NULL : o->error, o->success ? o->warnings_json : NULL,
+                         deps_s, changes_s, ms_s};
     size_t nchanges = 0;
     int rows = 0;
     tx_t t;
@@ -295,7 +293,6 @@ static tx_t record_once(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_
     snprintf(changes_s, sizeof(changes_s), "%zu", nchanges);
     snprintf(ms_s, sizeof(ms_s), "%lld", (long long)o->elapsed_ms);
     if ((t = run_stmt(db, &service_stmt, sp, "poll result not written", NULL)) != TX_DONE ||
-        (t = run_stmt(db, &requests_stmt, rp, "manual poll outcome not written", NULL)) != TX_DONE ||
         (t = run_stmt(db, &complete_stmt, cp, "poll schedule not written", &rows)) != TX_DONE)
         goto rollback;
     if (rows == 0) {
