@@ -28,6 +28,7 @@ postgresql
 postgresql-client
 python3
 python3-pytest
+python3-pytest-xdist
 python3-protobuf
 protobuf-compiler
 curl
