@@ -51,7 +51,9 @@ wrk_run "$key_default" "$traces" 2 >/dev/null # warm-up: services, partitions, c
 wrk_run "$key_unlimited" "$traces" 2 >/dev/null
 : >"$WORK/results"
 for r in $(seq "$RUNS"); do
-    for kind in default unlimited; do
+    order="default unlimited"
+    [ $((r % 2)) -eq 0 ] && order="unlimited default" # neither key always runs first
+    for kind in $order; do
         k=$key_default
         [ "$kind" = unlimited ] && k=$key_unlimited
         line=$(wrk_run "$k" "$traces" "$DURATION")
