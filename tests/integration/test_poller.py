@@ -828,9 +828,10 @@ def test_two_pollers_at_scale_and_takeover(migrated_db, server):
         lost = {i: len(hits(i)) - rec.get(sid[i], 0) for i in range(n)}
         assert set(lost.values()) <= {0, 1}, {i: v for i, v in lost.items() if v not in (0, 1)}
         stuck = {i for i, v in lost.items() if v == 1}
-        # the dead claims are the unrecorded requests (one more may be a poll recorded just before the
-        # kill whose log line was not written yet)
-        assert dead <= stuck and len(stuck - dead) <= 1, (dead, stuck)
+        # the unrecorded requests are dead claims (one more may be a poll recorded just before the kill
+        # whose log line was not written yet); a dead claim may also have no request at all: claimed and
+        # committed, killed before its connection was made
+        assert len(stuck - dead) <= 1, (dead, stuck)
         assert len(dead) <= 5 * len(targets)  # at most the per-host cap on each host
         # those were polled again only when their leases expired (no double poll within a lease); the
         # others earlier, though not always within one interval: until they expire, the dead leases
