@@ -19,30 +19,20 @@ static const char *const configs[] = {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t n = sizeof(configs) / sizeof(configs[0]);
     dps_poll_result_t r;
-    const char *body;
-    char *cfg = NULL;
+    const char *cfg, *body;
+    char *owned;
     size_t len;
     int rc;
 
-    if (size < 1)
+    if (poll_fuzz_input(data, size, configs, sizeof(configs) / sizeof(configs[0]), &cfg, &owned, &body, &len) != 0)
         return 0;
-    body = (const char *)data + 1, len = size - 1;
-    if (data[0] % (n + 1) == n) {
-        const char *nl = memchr(body, '\n', len);
-
-        if (nl == NULL)
-            return 0;
-        cfg = strndup(body, (size_t)(nl - body));
-        len -= (size_t)(nl + 1 - body), body = nl + 1;
-    }
-    rc = dps_poll_parse_schema(body, len, cfg != NULL ? cfg : configs[data[0] % (n + 1)], &r);
+    rc = dps_poll_parse_schema(body, len, cfg, &r);
     poll_fuzz_check(&r, rc);
     dps_poll_result_free(&r);
-    rc = dps_poll_parse("schema", cfg != NULL ? cfg : configs[data[0] % (n + 1)], body, len, &r);
+    rc = dps_poll_parse("schema", cfg, body, len, &r);
     poll_fuzz_check(&r, rc);
     dps_poll_result_free(&r);
-    free(cfg);
+    free(owned);
     return 0;
 }

@@ -4,6 +4,7 @@
 
 #include "depsera/poll_parse.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +66,28 @@ static inline void poll_fuzz_check(const dps_poll_result_t *r, int rc)
         if (strcmp(v[i - 1], v[i]) == 0)
             __builtin_trap();
     free(v);
+}
+
+/* The input of a target with a table of n configurations: the first byte picks one, or for the last
+ * choice (n) the input up to its first newline is the configuration (*owned, to free). The rest is the
+ * body. -1 when the input has no body to parse. */
+static inline int poll_fuzz_input(const uint8_t *data, size_t size, const char *const *configs, size_t n, const char **cfg,
+                                  char **owned, const char **body, size_t *len)
+{
+    *owned = NULL;
+    if (size < 1)
+        return -1;
+    *body = (const char *)data + 1, *len = size - 1;
+    if (data[0] % (n + 1) != n) {
+        *cfg = configs[data[0] % (n + 1)];
+        return 0;
+    }
+    const char *nl = memchr(*body, '\n', *len);
+    if (nl == NULL || (*owned = strndup(*body, (size_t)(nl - *body))) == NULL)
+        return -1;
+    *cfg = *owned;
+    *len -= (size_t)(nl + 1 - *body), *body = nl + 1;
+    return 0;
 }
 
 #endif
