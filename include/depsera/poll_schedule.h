@@ -23,6 +23,7 @@ typedef struct {
     char *host;          /* the per-host cap's key (poll_schedule.host) */
     long long generation;
     int64_t interval_ms;
+    int lease_ms;           /* the claim's lease: claimed_until less it is when the poll started */
     dps_poll_state_t state; /* circuit HALF_OPEN: this poll is the breaker's probe */
 } dps_poll_claim_t;
 
@@ -62,6 +63,19 @@ typedef enum {
  * while c's claim still holds it, else the transaction is rolled back (STALE) and the claim released.
  * *next_in_ms (may be NULL) receives the delay chosen. */
 dps_record_status_t dps_schedule_record(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_outcome_t *o, int64_t *next_in_ms);
+
+/* A poll to record with others: claim and outcome in, status and delay out. */
+typedef struct {
+    const dps_poll_claim_t *claim;
+    dps_poll_outcome_t outcome;
+    dps_record_status_t status;
+    int64_t next_in_ms;
+} dps_poll_record_t;
+
+/* Records n polls as dps_schedule_record does, in one transaction (one commit for all, a few
+ * statements each): a stale claim is left out and the rest written again without it; when one poll's
+ * statements fail, each poll is recorded alone. */
+void dps_schedule_record_batch(dps_db_t *db, dps_poll_record_t *r, size_t n);
 
 /* Give claims back without a poll (shutdown, or a host over its cap here): the services stay due.
  * 0, or -1 when the database failed. */

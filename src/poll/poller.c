@@ -31,8 +31,14 @@
 #define DB_RETRY_MS 500    /* while PostgreSQL is away */
 #define USER_AGENT "Dependencies-Dashboard/1.0"
 
+#define RECORD_BATCH 64     /* polls recorded in one transaction at most */
+#define MIN_SCAN_GAP_MS 20   /* a freed slot waits this long for others before the next claim */
+
 typedef struct {
     dps_poll_claim_t claim;
+    dps_poll_outcome_t o; /* once fetched: what to record */
+    dps_poll_result_t pr;
+    char *sanitized, *warnings;
 } poll_t;
 
 typedef struct {
@@ -43,14 +49,18 @@ typedef struct {
     dps_hosts_t *hosts;
     dps_ssrf_allowlist_t *allowlist;
     char *allowlist_text;
-    int64_t next_scan_ms, allowlist_at_ms;
+    int64_t next_scan_ms, last_scan_ms, allowlist_at_ms;
     int rescan;
+    int idle_claims; /* scans in a row that claimed nothing although a service was due */
     struct pollfd *fds;
     size_t afds;
     /* claims of polls whose recording failed (PostgreSQL away): given back when it returns, so that
      * their services are not left until the leases expire */
     char **lost;
     size_t nlost, alost;
+    /* fetched polls waiting to be recorded together (flush) */
+    poll_t **done;
+    size_t ndone, adone;
 } poller_t;
 
 /* ---- the SSRF allowlist: the admin setting if non-empty, else SSRF_ALLOWLIST (§4.1) --------------- */
@@ -151,38 +161,72 @@ static void release_lost(poller_t *p)
         free(p->lost[--p->nlost]);
 }
 
-/* Parse (unless the fetch failed), record, free. `error` is the fetch's failure or NULL. */
-static void complete(poller_t *p, poll_t *pl, const char *error, const char *body, size_t len, int64_t ms)
+static void free_poll(poller_t *p, poll_t *pl)
 {
-    dps_poll_result_t pr = {0};
-    dps_poll_outcome_t o = {0};
-    char *sanitized = NULL, *warnings = NULL;
-    const char *raw = error;
-    int64_t next_in = 0;
-    dps_record_status_t st;
-
-    if (raw == NULL && dps_poll_parse(pl->claim.format, pl->claim.schema_config, body, len, &pr) != 0)
-        raw = pr.error;
-    o.success = raw == NULL;
-    o.elapsed_ms = ms;
-    if (o.success) {
-        o.deps = pr.deps, o.n_deps = pr.n_deps;
-        o.warnings_json = warnings = warnings_json(&pr);
-    } else {
-        sanitized = dps_poll_sanitize_error(raw);
-        o.error = sanitized != NULL ? sanitized : "Unknown poll error";
-    }
-    st = dps_schedule_record(p->db, &pl->claim, &o, &next_in);
-    log_outcome(pl, &o, st, next_in, ms);
-    if (st == DPS_RECORD_FAILED)
-        keep_lost(p, pl->claim.token);
-    dps_poll_result_free(&pr);
-    free(sanitized);
-    free(warnings);
+    dps_poll_result_free(&pl->pr);
+    free(pl->sanitized);
+    free(pl->warnings);
     dps_hosts_release(p->hosts, pl->claim.host);
     dps_schedule_claim_free(&pl->claim);
     free(pl);
     p->rescan = 1; /* a slot is free */
+}
+
+static void recorded(poller_t *p, poll_t *pl, dps_record_status_t st, int64_t next_in)
+{
+    log_outcome(pl, &pl->o, st, next_in, pl->o.elapsed_ms);
+    if (st == DPS_RECORD_FAILED)
+        keep_lost(p, pl->claim.token);
+    free_poll(p, pl);
+}
+
+/* Records the fetched polls, RECORD_BATCH to a transaction: a poll's recording is a few statements,
+ * the commit (a WAL flush) is shared. */
+static void flush(poller_t *p)
+{
+    dps_poll_record_t r[RECORD_BATCH];
+    size_t at = 0;
+
+    while (at < p->ndone) {
+        size_t n = p->ndone - at < RECORD_BATCH ? p->ndone - at : RECORD_BATCH;
+        for (size_t i = 0; i < n; i++)
+            r[i] = (dps_poll_record_t){.claim = &p->done[at + i]->claim, .outcome = p->done[at + i]->o};
+        dps_schedule_record_batch(p->db, r, n);
+        for (size_t i = 0; i < n; i++)
+            recorded(p, p->done[at + i], r[i].status, r[i].next_in_ms);
+        at += n;
+    }
+    p->ndone = 0;
+}
+
+/* Parse (unless the fetch failed) and queue for recording. `error` is the fetch's failure or NULL. */
+static void complete(poller_t *p, poll_t *pl, const char *error, const char *body, size_t len, int64_t ms)
+{
+    const char *raw = error;
+
+    if (raw == NULL && dps_poll_parse(pl->claim.format, pl->claim.schema_config, body, len, &pl->pr) != 0)
+        raw = pl->pr.error;
+    pl->o.success = raw == NULL;
+    pl->o.elapsed_ms = ms;
+    if (pl->o.success) {
+        pl->o.deps = pl->pr.deps, pl->o.n_deps = pl->pr.n_deps;
+        pl->o.warnings_json = pl->warnings = warnings_json(&pl->pr);
+    } else {
+        pl->sanitized = dps_poll_sanitize_error(raw);
+        pl->o.error = pl->sanitized != NULL ? pl->sanitized : "Unknown poll error";
+    }
+    if (p->ndone == p->adone) {
+        size_t a = p->adone ? p->adone * 2 : 64;
+        poll_t **v = realloc(p->done, a * sizeof(*v));
+        if (v == NULL) { /* out of memory: this one alone, now */
+            int64_t next_in = 0;
+            dps_record_status_t st = dps_schedule_record(p->db, &pl->claim, &pl->o, &next_in);
+            recorded(p, pl, st, next_in);
+            return;
+        }
+        p->done = v, p->adone = a;
+    }
+    p->done[p->ndone++] = pl;
 }
 
 static void on_fetched(void *user, const dps_fetch_result_t *r, void *arg)
@@ -233,6 +277,7 @@ static void scan(poller_t *p)
     size_t n = 0;
 
     p->rescan = 0;
+    p->last_scan_ms = now;
     p->next_scan_ms = now + DB_RETRY_MS;
     if (conn == NULL)
         return; /* PostgreSQL is away: polling pauses, the fetches in flight finish */
@@ -249,12 +294,22 @@ static void scan(poller_t *p)
         for (size_t i = 0; i < n; i++)
             start(p, &claims[i]);
         dps_schedule_claims_free(claims, n);
+        flush(p); /* the polls that failed to start */
     }
+    if (n > 0)
+        p->idle_claims = 0;
     if (dps_db_check(p->db) == 0 && dps_schedule_next_due(p->db, &due) == 0) {
+        if (due != 0)
+            p->idle_claims = 0;
         if (due < 0 || due > RESCAN_MS)
             due = RESCAN_MS;
-        else if (due == 0)
-            due = (size_t)room > n ? BUSY_RESCAN_MS : RESCAN_MS; /* hosts at their cap, or no room here */
+        else if (due == 0 && (size_t)room <= n)
+            due = RESCAN_MS; /* no room here: a completion rescans */
+        else if (due == 0) {
+            /* due, not claimed: it became due since the claim (claim again soon), or its host is at
+             * its cap; a completion here rescans at once, another poller's is waited for in steps */
+            due = n == 0 && ++p->idle_claims >= 2 ? BUSY_RESCAN_MS : MIN_SCAN_GAP_MS;
+        }
         p->next_scan_ms = now + due;
     }
     (void)dps_db_check(p->db);
@@ -303,6 +358,7 @@ static void wait_once(poller_t *p, int64_t until_ms, const sigset_t *mask)
     if (lfd >= 0 && p->fds[0].revents != 0)
         dps_listener_ready(p->listener, on_notify, p);
     dps_fetch_run(p->fetch, p->fds + base, nf, on_fetched, p);
+    flush(p);
 }
 
 /* SIGTERM: no new claims; the polls in flight have DRAIN_TIMEOUT_MS, then their claims go back. */
@@ -364,6 +420,7 @@ static void teardown(poller_t *p)
     while (p->nlost > 0)
         free(p->lost[--p->nlost]);
     free(p->lost);
+    free(p->done);
     curl_global_cleanup();
 }
 
@@ -384,9 +441,12 @@ int dps_poller_main(const dps_config_t *cfg, int standalone)
             DPS_F_INT("max_in_flight", cfg->poll_max_in_flight), DPS_F_INT("max_per_host", cfg->poll_max_concurrent_per_host));
     p.rescan = 1; /* §3: the first scan at once */
     while (!dps_sig_term) {
-        if (p.rescan || dps_mono_ms() >= p.next_scan_ms)
+        /* a freed slot claims at once only if no claim ran in the last MIN_SCAN_GAP_MS: the polls that
+         * end together share one claim */
+        int64_t soon = p.last_scan_ms + MIN_SCAN_GAP_MS, now = dps_mono_ms();
+        if ((p.rescan && now >= soon) || now >= p.next_scan_ms)
             scan(&p);
-        wait_once(&p, p.rescan ? dps_mono_ms() : p.next_scan_ms, &wait_mask);
+        wait_once(&p, p.rescan && soon < p.next_scan_ms ? soon : p.next_scan_ms, &wait_mask);
         if (dps_sig_hup) {
             dps_sig_hup = 0;
             DPS_LOG(DPS_LOG_INFO, "SIGHUP ignored: restart this process to change its configuration");

@@ -56,9 +56,16 @@ static const char service_sql[] =
     "WHERE CASE WHEN $2::boolean THEN EXISTS (SELECT 1 FROM last WHERE last.error IS NOT NULL) "
     "ELSE NOT EXISTS (SELECT 1 FROM last WHERE last.error IS NOT DISTINCT FROM $3) END";
 
-/* The schedule, only while the claim holds the row and the service has not changed since. */
+/* The schedule, only while the claim holds the row and the service has not changed since. After a
+ * success the service is due again an interval after its poll started (the claim: claimed_until less
+ * the lease, $8), not after it ended: N services on an interval I are N / I polls a second whatever
+ * the answer time (polling.md §3.1 counts from the end: README, "Polling", says why we differ); an
+ * answer slower than half the interval leaves half an interval after its end. After a failure the
+ * backoff counts from the end. */
 static const char complete_sql[] =
-    "UPDATE poll_schedule SET next_due_at = now() + $4::bigint * interval '1 millisecond', claimed_until = NULL, "
+    "UPDATE poll_schedule SET next_due_at = CASE WHEN $7::boolean THEN greatest(claimed_until + ($4::bigint - $8::bigint) * "
+    "interval '1 millisecond', now() + $4::bigint / 2 * interval '1 millisecond') "
+    "ELSE now() + $4::bigint * interval '1 millisecond' END, claimed_until = NULL, "
     "claim_token = NULL, failures = $5::int, circuit = $6, "
     "last_failure_at = CASE WHEN $7::boolean THEN last_failure_at ELSE now() END, last_polled_at = now() "
     "WHERE service_id = $1 AND claim_token = $2 AND generation = $3::bigint";
@@ -69,7 +76,7 @@ static const char release_sql[] =
 static dps_stmt_t claim_stmt = DPS_STMT("dps_poll_claim", claim_sql, 3);
 static dps_stmt_t next_due_stmt = DPS_STMT("dps_poll_next_due", next_due_sql, 0);
 static dps_stmt_t service_stmt = DPS_STMT("dps_poll_service", service_sql, 7);
-static dps_stmt_t complete_stmt = DPS_STMT("dps_poll_complete", complete_sql, 7);
+static dps_stmt_t complete_stmt = DPS_STMT("dps_poll_complete", complete_sql, 8);
 static dps_stmt_t release_stmt = DPS_STMT("dps_poll_release", release_sql, 1);
 
 static void log_failed(const char *what, const PGresult *res)
@@ -187,7 +194,7 @@ int dps_schedule_claim(dps_db_t *db, int n, int per_host, int lease_ms, dps_poll
     }
     for (int i = 0; i < rows; i++)
         if (take_claim(res, i, &(*out)[kept]) == 0)
-            kept++;
+            (*out)[kept++].lease_ms = lease_ms;
     PQclear(res);
     *count = (size_t)kept;
     return 0;
@@ -268,11 +275,12 @@ static tx_t write_statuses(dps_db_t *db, const dps_poll_claim_t *c, const dps_po
     return t;
 }
 
-static tx_t record_once(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_outcome_t *o, dps_poll_state_t next, int64_t delay)
+/* The statements of one poll's recording, in the transaction open on db. */
+static tx_t write_one(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_outcome_t *o, dps_poll_state_t next, int64_t delay)
 {
-    PGconn *conn = dps_db_conn(db);
-    char delay_s[24], fail_s[16], gen_s[24];
-    const char *cp[7] = {c->service_id, c->token, gen_s, delay_s, fail_s, dps_circuit_name(next.circuit), o->success ? "t" : "f"};
+    char delay_s[24], fail_s[16], gen_s[24], lease_s[24];
+    const char *cp[8] = {c->service_id, c->token, gen_s, delay_s, fail_s, dps_circuit_name(next.circuit), o->success ? "t" : "f",
+                         lease_s};
     char deps_s[24], changes_s[24], ms_s[32];
     const char *sp[7] = {c->service_id, o->success ? "t" : "f", o->success ? NULL : o->error, o->success ? o->warnings_json : NULL,
                          deps_s, changes_s, ms_s};
@@ -280,32 +288,42 @@ static tx_t record_once(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_
     int rows = 0;
     tx_t t;
 
-    if (conn == NULL || exec_simple(conn, "BEGIN") != 0)
-        return TX_FAILED;
     snprintf(delay_s, sizeof(delay_s), "%lld", (long long)delay);
     snprintf(fail_s, sizeof(fail_s), "%d", next.failures);
     snprintf(gen_s, sizeof(gen_s), "%lld", c->generation);
+    snprintf(lease_s, sizeof(lease_s), "%d", c->lease_ms);
     /* lock order as every writer of a service: dependencies, then services, then poll_schedule (the
      * services trigger writes poll_schedule after services) */
     if (o->success && o->n_deps > 0 && (t = write_statuses(db, c, o, &nchanges)) != TX_DONE)
-        goto rollback;
+        return t;
     snprintf(deps_s, sizeof(deps_s), "%zu", o->success ? o->n_deps : 0);
     snprintf(changes_s, sizeof(changes_s), "%zu", nchanges);
     snprintf(ms_s, sizeof(ms_s), "%lld", (long long)o->elapsed_ms);
     if ((t = run_stmt(db, &service_stmt, sp, "poll result not written", NULL)) != TX_DONE ||
         (t = run_stmt(db, &complete_stmt, cp, "poll schedule not written", &rows)) != TX_DONE)
-        goto rollback;
-    if (rows == 0) {
-        t = TX_STALE;
-        goto rollback;
+        return t;
+    return rows == 0 ? TX_STALE : TX_DONE;
+}
+
+static tx_t commit_or_rollback(PGconn *conn, tx_t t)
+{
+    if (t != TX_DONE) {
+        if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+            (void)exec_simple(conn, "ROLLBACK");
+        return t;
     }
     if (exec_simple(conn, "COMMIT") != 0)
         return PQstatus(conn) == CONNECTION_OK ? TX_RETRY : TX_FAILED;
     return TX_DONE;
-rollback:
-    if (PQtransactionStatus(conn) != PQTRANS_IDLE)
-        (void)exec_simple(conn, "ROLLBACK");
-    return t;
+}
+
+static tx_t record_once(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_outcome_t *o, dps_poll_state_t next, int64_t delay)
+{
+    PGconn *conn = dps_db_conn(db);
+
+    if (conn == NULL || exec_simple(conn, "BEGIN") != 0)
+        return TX_FAILED;
+    return commit_or_rollback(conn, write_one(db, c, o, next, delay));
 }
 
 dps_record_status_t dps_schedule_record(dps_db_t *db, const dps_poll_claim_t *c, const dps_poll_outcome_t *o, int64_t *next_in_ms)
@@ -325,4 +343,53 @@ dps_record_status_t dps_schedule_record(dps_db_t *db, const dps_poll_claim_t *c,
         return DPS_RECORD_STALE;
     }
     return t == TX_DONE ? DPS_RECORD_OK : DPS_RECORD_FAILED;
+}
+
+/* ---- recording many polls ----------------------------------------------------------------------- */
+
+#define PENDING ((dps_record_status_t)(DPS_RECORD_FAILED + 1)) /* not recorded yet */
+
+/* One transaction for the polls of r still PENDING. A stale claim ends it at once (its writes must
+ * not stay): *stale receives its index and the caller runs the rest again without it. */
+static tx_t batch_once(dps_db_t *db, dps_poll_record_t *r, size_t n, size_t *stale)
+{
+    PGconn *conn = dps_db_conn(db);
+    tx_t t = TX_DONE;
+
+    if (conn == NULL || exec_simple(conn, "BEGIN") != 0)
+        return TX_FAILED;
+    for (size_t i = 0; i < n && t == TX_DONE; i++)
+        if (r[i].status == PENDING) {
+            dps_poll_state_t next = dps_poll_after(r[i].claim->state, r[i].outcome.success, r[i].claim->interval_ms, &r[i].next_in_ms);
+            if ((t = write_one(db, r[i].claim, &r[i].outcome, next, r[i].next_in_ms)) == TX_STALE)
+                *stale = i;
+        }
+    return commit_or_rollback(conn, t);
+}
+
+void dps_schedule_record_batch(dps_db_t *db, dps_poll_record_t *r, size_t n)
+{
+    size_t stale = 0;
+    int retries = 0;
+    tx_t t;
+
+    for (size_t i = 0; i < n; i++)
+        r[i].status = PENDING;
+    for (;;) {
+        t = batch_once(db, r, n, &stale);
+        if (t == TX_STALE) {
+            const char *tok[1] = {r[stale].claim->token};
+            (void)dps_schedule_release(db, tok, 1);
+            r[stale].status = DPS_RECORD_STALE;
+            continue; /* each round ends one claim's part: at most n rounds */
+        }
+        if (t != TX_RETRY || ++retries >= MAX_ATTEMPTS)
+            break;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (r[i].status == PENDING)
+            /* committed; or one poll's statements failed: each poll alone, so that it costs no other
+             * poll its result */
+            r[i].status = t == TX_DONE ? DPS_RECORD_OK : dps_schedule_record(db, r[i].claim, &r[i].outcome, &r[i].next_in_ms);
+    (void)dps_db_check(db);
 }

@@ -16,7 +16,7 @@ SERVICES=${BENCH_POLL_SERVICES:-10000}
 HOSTS=${BENCH_POLL_HOSTS:-50}
 INTERVAL_MS=${BENCH_POLL_INTERVAL_MS:-30000}
 DELAY_MS=${BENCH_POLL_DELAY_MS:-50}
-WARMUP=${BENCH_POLL_WARMUP:-40}
+WARMUP=${BENCH_POLL_WARMUP:-45}
 WINDOW=${BENCH_POLL_WINDOW:-60}
 TPID=""
 trap '[ -n "$TPID" ] && kill "$TPID" 2>/dev/null; cleanup' EXIT INT TERM
@@ -62,7 +62,7 @@ env LOG_LEVEL=info SSRF_ALLOWLIST=127.0.0.0/24 ${BENCH_POLL_ENV:-} "$DEPSERA_BIN
 PID=$!
 sleep 1
 # a steady state from the start: due times spread evenly over one interval, none overdue
-sql "UPDATE poll_schedule ps SET next_due_at = now() + interval '500 milliseconds'
+sql "UPDATE poll_schedule ps SET next_due_at = now() + interval '5 seconds'
      + (hashtext(ps.service_id::text)::bigint % $INTERVAL_MS + $INTERVAL_MS) % $INTERVAL_MS * interval '1 millisecond'" >/dev/null
 log "poller $PID started; warm-up $WARMUP s"
 sleep "$WARMUP"
@@ -104,6 +104,11 @@ for r in $(seq "$RUNS"); do
     echo "$line" >>"$WORK/results"
 done
 kill -0 "$PID" || { log "the poller died"; tail "$WORK/depsera.log" >&2; exit 1; }
+log "statements of the last window by PostgreSQL time (calls, mean ms, share of the time)"
+sql "SELECT calls || '  ' || round(mean_exec_time::numeric, 3) || ' ms  ' || round((100 * total_exec_time / sum(total_exec_time) OVER ())::numeric, 1)
+            || ' %  ' || left(regexp_replace(query, '\s+', ' ', 'g'), 90)
+     FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND query NOT LIKE '%bench_claims%' AND query NOT LIKE '%pg_stat%' ORDER BY total_exec_time DESC LIMIT 8" >&2
 grep -v '"level":"info"' "$WORK/depsera.log" | head -n 5 >&2 || true
 
 python3 - "$WORK/results" "$WINDOW" "$SERVICES" "$INTERVAL_MS" "$DELAY_MS" "$HOSTS" "$(getconf CLK_TCK)" <<'PY'
@@ -120,11 +125,11 @@ xacts = med(lambda r: int(r["xacts"]) / max(1, int(r["polls"])))
 treq = med(lambda r: float(r["target_requests"]) / window)
 tcpu = med(lambda r: float(r["target_cpu_s"]) / window * 100)
 failed, timeouts = int(rows[-1]["failed_services"]), int(rows[-1]["timeouts"])
-ceiling = services / ((interval + delay) / 1000)
+ceiling = services / (interval / 1000)
 print()
 print("== poller: %d services on %d hosts, every %d ms, target answers after %d ms; %d windows of %d s (medians) =="
       % (services, hosts, interval, delay, len(rows), window))
-print("polls/s %.1f (windows: %s; the schedule's ceiling %.1f: each period is the interval + the answer)"
+print("polls/s %.1f (windows: %s; the schedule's rate %.1f: each service due an interval after its last poll started)"
       % (rate, " ".join("%.1f" % (int(r["polls"]) / window) for r in rows), ceiling))
 print("scheduling lag (claim - due) p50 %.1f ms   p99 %.1f ms   max %.1f ms" % (p50, p99, mx))
 print("failed polls: %d services with an error in their poll history, %d of them timeouts" % (failed, timeouts))
@@ -134,8 +139,7 @@ print("PostgreSQL per poll: %.2f statements (pg_stat_statements, BEGIN/COMMIT in
       % (stmts, xacts, pg_cpu))
 print("target: %.1f requests/s, %.1f %% of a CPU, at most %d requests waiting at once"
       % (treq, tcpu, max(int(r["target_max_open"]) for r in rows)))
-bar = 333 * ceiling / (services / (interval / 1000))
-print("BAR polls/s >= 333 less the answer time in each period (%.1f): %s" % (bar, "PASS" if rate >= bar - 0.5 else "FAIL"))
+print("BAR polls/s >= 333: %s" % ("PASS" if rate >= 333 else "FAIL"))
 print("BAR scheduling lag p99 <= 1 s: %s" % ("PASS" if p99 <= 1000 else "FAIL"))
 print("BAR no timeouts: %s" % ("PASS" if timeouts == 0 else "FAIL"))
 print("BAR poller CPU per poll <= 0.5 ms: %s" % ("PASS" if cpu <= 0.5 else "FAIL"))
