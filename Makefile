@@ -102,7 +102,8 @@ MIGRATIONS = \
 	schema/007_rate_limits \
 	schema/008_poller \
 	schema/009_poll_requests \
-	schema/010_latency_rollup
+	schema/010_latency_rollup \
+	schema/011_latency_epoch
 
 UNIT_TESTS = \
 	tests/unit/check_config \
