@@ -190,14 +190,23 @@ static void strmap_init(dps_req_t *r, strmap_t *m, size_t most)
     m->mask = cap - 1;
 }
 
-/* The slot holding key, or the empty one where it goes (FNV-1a, linear probing). */
+/* The slot holding key, or the empty one where it goes (linear probing). The hash takes eight bytes
+ * at a time: keys are uuids and edge ids of some 80 bytes, hashed some 40,000 times a graph. */
 static size_t strmap_slot(const strmap_t *m, const char *key)
 {
-    uint64_t h = 14695981039346656037u;
+    size_t n = strlen(key), i = 0;
+    uint64_t h = n * 0x9e3779b97f4a7c15u, w;
 
-    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
-        h = (h ^ *p) * 1099511628211u;
-    for (size_t i = (size_t)h & m->mask;; i = (i + 1) & m->mask)
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, key + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdu;
+        h ^= h >> 32;
+    }
+    w = 0;
+    memcpy(&w, key + i, n - i);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
+    h ^= h >> 29;
+    for (i = (size_t)h & m->mask;; i = (i + 1) & m->mask)
         if (m->key[i] == NULL || strcmp(m->key[i], key) == 0)
             return i;
 }
@@ -425,7 +434,9 @@ static int row_cmp(const void *x, const void *y)
 
     if (p->place != q->place)
         return p->place < q->place ? -1 : 1;
-    if ((c = strcmp(p->service, q->service)) != 0 || (c = strcmp(p->name, q->name)) != 0 || (c = strcmp(p->dep, q->dep)) != 0)
+    /* one place is one service, but for the rows of services that are not nodes of the mode */
+    if ((p->place == INT_MAX && (c = strcmp(p->service, q->service)) != 0) || (c = strcmp(p->name, q->name)) != 0 ||
+        (c = strcmp(p->dep, q->dep)) != 0)
         return c;
     if (p->target == NULL || q->target == NULL)
         return (q->target == NULL) - (p->target == NULL);
