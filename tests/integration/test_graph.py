@@ -258,10 +258,10 @@ def test_full_graph_averages_follow_every_change_of_the_history(env):
     env.db.psql(f"DELETE FROM dependency_latency_history WHERE dependency_id = '{d3}' AND latency_ms = -3")
     assert full_averages(env, [d1, d2, d3, d4]) == [20, 2, -2, 7]
     # a row about to leave the window, taken into a snapshot, then subtracted as it leaves
-    env.db.psql(hist + f"('{d4}', 1000, now() - interval '24 hours' + interval '4 seconds')")
+    env.db.psql(hist + f"('{d4}', 1000, now() - interval '24 hours' + interval '8 seconds')")
     assert full_averages(env, [d4]) == [504]
     wait_for(lambda: env.db.psql("SELECT count(*) FROM dependency_latency_history WHERE dependency_id = "
-                                 f"'{d4}' AND recorded_at >= now() - interval '24 hours'") == "1", timeout=10)
+                                 f"'{d4}' AND recorded_at >= now() - interval '24 hours'") == "1", timeout=30)
     assert full_averages(env, [d4]) == [7]
 
 
