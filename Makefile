@@ -57,6 +57,7 @@ SRCS = \
 	src/api/canonical_overrides.c \
 	src/api/external_nodes.c \
 	src/api/graph.c \
+	src/api/graph_avg.c \
 	src/api/history.c \
 	src/api/admin.c \
 	src/otlp/apikey.c \
@@ -102,7 +103,8 @@ MIGRATIONS = \
 	schema/007_rate_limits \
 	schema/008_poller \
 	schema/009_poll_requests \
-	schema/010_latency_rollup
+	schema/010_latency_rollup \
+	schema/011_latency_epoch
 
 UNIT_TESTS = \
 	tests/unit/check_config \
@@ -118,6 +120,7 @@ UNIT_TESTS = \
 	tests/unit/check_ssrf \
 	tests/unit/check_jsonbuf \
 	tests/unit/check_compress \
+	tests/unit/check_graph_avg \
 	tests/unit/check_balance \
 	tests/unit/check_pgarray \
 	tests/unit/check_otlp_percentile \

@@ -17,6 +17,7 @@ libjansson-dev
 libssl-dev
 libcurl4-openssl-dev
 zlib1g-dev
+libdeflate-dev
 libprotobuf-c-dev
 protobuf-c-compiler
 libcrypt-dev

@@ -1,4 +1,4 @@
-/* gzip for large JSON responses: Accept-Encoding negotiation and one-shot compression with zlib. */
+/* gzip for large JSON responses: Accept-Encoding negotiation and one-shot compression (libdeflate). */
 #ifndef DEPSERA_COMPRESS_H
 #define DEPSERA_COMPRESS_H
 
@@ -14,8 +14,8 @@
  * §12.5.3). Codings are compared case-insensitively. */
 int dps_accepts_gzip(const char *accept_encoding);
 
-/* The gzip member (RFC 1952) of `len` bytes at `in`, at zlib `level` (1..9), into *out (malloc'd,
- * owned by the caller) of *out_len bytes. 0, or -1 when memory runs out or zlib fails (*out NULL). */
+/* The gzip member (RFC 1952) of `len` bytes at `in`, at `level` (1..9, as zlib's), into *out
+ * (malloc'd, owned by the caller) of *out_len bytes. 0, or -1 when memory runs out (*out NULL). */
 int dps_gzip(const char *in, size_t len, int level, char **out, size_t *out_len) __attribute__((warn_unused_result));
 
 /* As dps_http_json_buf, compressed with gzip when the request accepts it and the text is at least

@@ -1,6 +1,8 @@
-/* GET /api/graph: the dependency graph, built from two or three statements whatever its size and
- * written as text straight from their results (graph-and-api.md §6, open-questions.md A, B, D24, D25). */
+/* GET /api/graph: the dependency graph, built from two or three statements whatever its size (and
+ * the full graph's averages snapshot now and then, graph_avg.c) and written as text straight from
+ * their results (graph-and-api.md §6, open-questions.md A, B, D24, D25). */
 #include "depsera/api_graph.h"
+#include "depsera/graph_avg.h"
 #include "depsera/graph_cache.h"
 #include "depsera/compress.h"
 #include "depsera/http.h"
@@ -39,24 +41,47 @@
     "LEFT JOIN dependency_canonical_overrides cg ON cg.team_id IS NULL AND cg.canonical_name = al.canonical_name "                 \
     "CROSS JOIN LATERAL (SELECT CASE WHEN ct.id IS NULL THEN cg.contact_override ELSE ct.contact_override END AS contact) co "
 
+/* A dependency's 24 h average from its raw rows: only the (dependency_id, recorded_at, latency_ms)
+ * index (migration 002), rounded half away from zero as the original's SQLite ROUND (numeric: round()
+ * of a double rounds half to even). */
+#define AVG_RAW                                                                                                                    \
+    "(SELECT round(avg(h.latency_ms)::numeric) FROM dependency_latency_history h WHERE h.dependency_id = d.id "                    \
+    "AND h.recorded_at >= now() - interval '24 hours')"
+
 /* The dependency rows of §6.1 (one per association, one without), unordered: order_rows sorts them.
- * Aliased columns are the edge's data members, written under their alias. The 24 h average reads
- * only the (dependency_id, recorded_at, latency_ms) index (migration 002) and rounds half away from
- * zero as the original's SQLite ROUND (numeric: round() of a double rounds half to even). */
-#define ROWS_SQL(with, scope)                                                                                                      \
-    with                                                                                                                           \
-        "SELECT d.type AS \"dependencyType\", d.name AS \"dependencyName\", al.canonical_name AS \"canonicalName\", "              \
-        "d.id AS \"dependencyId\", d.healthy, d.latency_ms AS \"latencyMs\", "                                                     \
-        "(SELECT round(avg(h.latency_ms)::numeric) FROM dependency_latency_history h WHERE h.dependency_id = d.id "                \
-        "AND h.recorded_at >= now() - interval '24 hours') AS \"avgLatencyMs24h\", a.association_type AS \"associationType\", "    \
-        "d.check_details, d.error, d.error_message AS \"errorMessage\", d.impact, " EFFECTIVE_CONTACT " AS \"effectiveContact\", " \
-        "d.skipped, d.discovery_source AS \"discoverySource\", COALESCE(a.is_auto_suggested, false) AS \"isAutoSuggested\", "      \
-        "a.id, d.service_id, a.linked_service_id "                                                                                 \
-        "FROM dependencies d JOIN services s ON s.id = d.service_id " CANONICAL_OVERRIDE "LEFT JOIN " ASSOCIATIONS " WHERE " scope
+ * Aliased columns are the edge's data members, written under their alias. `avg` is the average
+ * column, `snapshot` the three columns graph_avg.c reads with it, `joins` what they need. */
+#define ROWS_SQL(with, avg, snapshot, joins, scope)                                                                                \
+    with "SELECT d.type AS \"dependencyType\", d.name AS \"dependencyName\", al.canonical_name AS \"canonicalName\", "             \
+         "d.id AS \"dependencyId\", d.healthy, d.latency_ms AS \"latencyMs\", " avg " AS \"avgLatencyMs24h\", "                    \
+         "a.association_type AS \"associationType\", "                                                                             \
+         "d.check_details, d.error, d.error_message AS \"errorMessage\", d.impact, " EFFECTIVE_CONTACT                             \
+         " AS \"effectiveContact\", "                                                                                              \
+         "d.skipped, d.discovery_source AS \"discoverySource\", COALESCE(a.is_auto_suggested, false) AS \"isAutoSuggested\", "     \
+         "a.id, d.service_id, a.linked_service_id, " snapshot " "                                                                  \
+         "FROM dependencies d JOIN services s ON s.id = d.service_id " CANONICAL_OVERRIDE "LEFT JOIN " ASSOCIATIONS " " joins      \
+         " WHERE " scope
+#define RAW_ROWS_SQL(with, scope) ROWS_SQL(with, AVG_RAW, "NULL::boolean, NULL::bigint, NULL::text", "", scope)
+
+/* The full graph's averages (graph_avg.h): $1 is the snapshot's B, $2 its epoch. A row's average is
+ * the snapshot's plus the rows from B on (dn, ds) less those of [B - 24 h, now() - 24 h), which left
+ * the window: two range scans of the recorded_at index (migration 006) of some minutes each. The
+ * first column after them says whether the epoch is still $2; when it is not, the rows are read
+ * again with AVG_RAW (a CASE choosing between the two would have the planner cost AVG_RAW for every
+ * row, and past jit_above_cost compile the statement for a second). */
+#define DS_HEX DPS_GRAPH_AVG_HEX("sum(x.ms)")
+#define CORRECTIONS                                                                                                                \
+    "SELECT x.dependency_id, sum(x.k) AS dn, " DS_HEX " AS ds FROM (SELECT h.dependency_id, -1 AS k, -h.latency_ms AS ms "         \
+    "FROM dependency_latency_history h WHERE h.recorded_at >= to_timestamp($1::bigint) - interval '24 hours' "                     \
+    "AND h.recorded_at < now() - interval '24 hours' UNION ALL SELECT h.dependency_id, 1, h.latency_ms "                           \
+    "FROM dependency_latency_history h WHERE h.recorded_at >= to_timestamp($1::bigint)) x GROUP BY 1"
+#define SNAPSHOT_ROWS_SQL(scope)                                                                                                   \
+    ROWS_SQL("", "NULL::numeric", "(SELECT epoch = $2::bigint FROM latency_history_epoch), c.dn, c.ds",                            \
+             "LEFT JOIN (" CORRECTIONS ") c ON c.dependency_id = d.id", scope)
 
 /* Columns of ROWS_SQL, in the order of an edge's data. */
 enum {
-    R_TYPE, /* R_TYPE..R_ASSOC_TYPE: always written */
+    R_TYPE, /* R_TYPE..R_ASSOC_TYPE: always written (R_AVG through graph_avg.c) */
     R_NAME,
     R_CANONICAL,
     R_DEP_ID,
@@ -75,6 +100,9 @@ enum {
     R_ASSOC_ID, /* written when not NULL */
     R_SERVICE,  /* the consumer: the edge's target */
     R_TARGET,   /* the associated service: the edge's source */
+    R_SNAP_OK,  /* R_SNAP_OK..R_SNAP_DS: for graph_avg.c */
+    R_SNAP_DN,
+    R_SNAP_DS,
 };
 
 /* The service subgraph walks upstream from a service over associations, whatever the state of the
@@ -121,17 +149,21 @@ enum walk { NO_WALK, WALK_FROM_DEPENDENCY, WALK_FROM_SERVICE };
 
 typedef struct {
     const char *param;        /* the query parameter naming the id; NULL for the full graph */
-    const char *rows, *nodes; /* rows: $1 = the id; nodes: see SERVICES_SQL */
+    const char *rows, *nodes; /* rows: $1 = the id, or the full graph's graph_avg.c parameters; nodes: see SERVICES_SQL */
     enum walk walk;           /* a service subgraph: $1 of `nodes` is the start and the targets */
 } graph_mode_t;
 
 static const graph_mode_t modes[] = {
-    {"dependency", ROWS_SQL(WALK("SELECT d0.service_id FROM dependencies d0 WHERE d0.id = $1::uuid"), IN_WALK),
+    {"dependency", RAW_ROWS_SQL(WALK("SELECT d0.service_id FROM dependencies d0 WHERE d0.id = $1::uuid"), IN_WALK),
      SERVICES_SQL("true", TARGETS(1)), WALK_FROM_DEPENDENCY},
-    {"service", ROWS_SQL(WALK("SELECT $1::uuid"), IN_WALK), SERVICES_SQL("true", TARGETS(1)), WALK_FROM_SERVICE},
-    {"team", ROWS_SQL("", "s.is_active AND s.team_id = $1::uuid"), SERVICES_SQL(TEAM_BASE, TEAM_BASE " OR " TARGETS(2)), NO_WALK},
-    {NULL, ROWS_SQL("", "s.is_active"), SERVICES_SQL(FULL_BASE, FULL_BASE " OR " TARGETS(1)), NO_WALK},
+    {"service", RAW_ROWS_SQL(WALK("SELECT $1::uuid"), IN_WALK), SERVICES_SQL("true", TARGETS(1)), WALK_FROM_SERVICE},
+    {"team", RAW_ROWS_SQL("", "s.is_active AND s.team_id = $1::uuid"), SERVICES_SQL(TEAM_BASE, TEAM_BASE " OR " TARGETS(2)),
+     NO_WALK},
+    {NULL, SNAPSHOT_ROWS_SQL("s.is_active"), SERVICES_SQL(FULL_BASE, FULL_BASE " OR " TARGETS(1)), NO_WALK},
 };
+
+/* The full graph's rows when its snapshot cannot serve. */
+static const char full_raw_rows[] = RAW_ROWS_SQL("", "s.is_active");
 
 /* ---- a string map of fixed capacity (keys are not copied) --------------------------------------- */
 
@@ -158,14 +190,23 @@ static void strmap_init(dps_req_t *r, strmap_t *m, size_t most)
     m->mask = cap - 1;
 }
 
-/* The slot holding key, or the empty one where it goes (FNV-1a, linear probing). */
+/* The slot holding key, or the empty one where it goes (linear probing). The hash takes eight bytes
+ * at a time: keys are uuids and edge ids of some 80 bytes, hashed some 40,000 times a graph. */
 static size_t strmap_slot(const strmap_t *m, const char *key)
 {
-    uint64_t h = 14695981039346656037u;
+    size_t n = strlen(key), i = 0;
+    uint64_t h = n * 0x9e3779b97f4a7c15u, w;
 
-    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
-        h = (h ^ *p) * 1099511628211u;
-    for (size_t i = (size_t)h & m->mask;; i = (i + 1) & m->mask)
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, key + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdu;
+        h ^= h >> 32;
+    }
+    w = 0;
+    memcpy(&w, key + i, n - i);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
+    h ^= h >> 29;
+    for (i = (size_t)h & m->mask;; i = (i + 1) & m->mask)
         if (m->key[i] == NULL || strcmp(m->key[i], key) == 0)
             return i;
 }
@@ -393,7 +434,9 @@ static int row_cmp(const void *x, const void *y)
 
     if (p->place != q->place)
         return p->place < q->place ? -1 : 1;
-    if ((c = strcmp(p->service, q->service)) != 0 || (c = strcmp(p->name, q->name)) != 0 || (c = strcmp(p->dep, q->dep)) != 0)
+    /* one place is one service, but for the rows of services that are not nodes of the mode */
+    if ((p->place == INT_MAX && (c = strcmp(p->service, q->service)) != 0) || (c = strcmp(p->name, q->name)) != 0 ||
+        (c = strcmp(p->dep, q->dep)) != 0)
         return c;
     if (p->target == NULL || q->target == NULL)
         return (q->target == NULL) - (p->target == NULL);
@@ -544,7 +587,7 @@ static int enrich_external(graph_t *g)
 
 /* The prepared column ranges written as they are. */
 typedef struct {
-    dps_jsonbuf_cols_t svc_head, svc_poll, edge_head, edge_mid, edge_tail;
+    dps_jsonbuf_cols_t svc_head, svc_poll, edge_head, edge_assoc, edge_mid, edge_tail;
 } columns_t;
 
 static void write_counts(dps_jsonbuf_t *b, const node_t *n)
@@ -650,6 +693,10 @@ static void write_edge(dps_jsonbuf_t *b, const graph_t *g, const columns_t *c, i
     dps_jsonbuf_value(b, g->rows, row, R_SERVICE);
     dps_jsonbuf_lit(b, ",\"data\":{\"relationship\":\"depends_on\",");
     dps_jsonbuf_row(b, &c->edge_head, g->rows, row);
+    dps_jsonbuf_lit(b, ",\"avgLatencyMs24h\":");
+    dps_graph_avg_write(b, g->rows, row, R_DEP_ID, R_AVG, R_SNAP_OK, R_SNAP_DN, R_SNAP_DS);
+    dps_jsonbuf_lit(b, ",");
+    dps_jsonbuf_row(b, &c->edge_assoc, g->rows, row);
     if (!PQgetisnull(g->rows, row, R_CHECK_DETAILS)) {
         dps_jsonbuf_lit(b, ",\"checkDetails\":");
         dps_jsonbuf_value(b, g->rows, row, R_CHECK_DETAILS);
@@ -700,7 +747,8 @@ static int columns_init(columns_t *c, const graph_t *g)
     memset(c, 0, sizeof(*c));
     return dps_jsonbuf_cols_init(&c->svc_head, g->svcs, S_NAME, S_ACTIVE + 1) == 0 &&
                    dps_jsonbuf_cols_init(&c->svc_poll, g->svcs, S_POLL_OK, S_POLL_ERROR + 1) == 0 &&
-                   dps_jsonbuf_cols_init(&c->edge_head, g->rows, R_TYPE, R_ASSOC_TYPE + 1) == 0 &&
+                   dps_jsonbuf_cols_init(&c->edge_head, g->rows, R_TYPE, R_LATENCY + 1) == 0 &&
+                   dps_jsonbuf_cols_init(&c->edge_assoc, g->rows, R_ASSOC_TYPE, R_ASSOC_TYPE + 1) == 0 &&
                    dps_jsonbuf_cols_init(&c->edge_mid, g->rows, R_ERROR_MESSAGE, R_CONTACT + 1) == 0 &&
                    dps_jsonbuf_cols_init(&c->edge_tail, g->rows, R_SOURCE, R_AUTO + 1) == 0
                ? 0
@@ -710,7 +758,8 @@ static int columns_init(columns_t *c, const graph_t *g)
 static void columns_free(columns_t *c)
 {
     dps_jsonbuf_cols_free(&c->svc_head), dps_jsonbuf_cols_free(&c->svc_poll);
-    dps_jsonbuf_cols_free(&c->edge_head), dps_jsonbuf_cols_free(&c->edge_mid), dps_jsonbuf_cols_free(&c->edge_tail);
+    dps_jsonbuf_cols_free(&c->edge_head), dps_jsonbuf_cols_free(&c->edge_assoc);
+    dps_jsonbuf_cols_free(&c->edge_mid), dps_jsonbuf_cols_free(&c->edge_tail);
 }
 
 /* The document, nodes in their places; 0, or -1 when memory runs out. */
@@ -799,13 +848,33 @@ static const char *walk_start(const graph_t *g)
     return NULL;
 }
 
+/* The rows: of the mode's id, or of the full graph with its averages' snapshot, or, when that does
+ * not hold, with the averages of the raw rows. */
+static const PGresult *load_rows(graph_t *g)
+{
+    dps_graph_avg_params_t avg;
+    const char *params[2] = {g->id, NULL};
+    const PGresult *res;
+
+    if (g->id != NULL)
+        return dps_req_sql(g->r, NULL, g->mode->rows, 1, params);
+    if (dps_graph_avg_prepare(g->r, &avg) != 0)
+        return NULL;
+    if (avg.usable) {
+        params[0] = avg.bound, params[1] = avg.epoch;
+        if ((res = dps_req_sql(g->r, NULL, g->mode->rows, 2, params)) == NULL || dps_graph_avg_held(res, R_SNAP_OK))
+            return res;
+    }
+    return dps_req_sql(g->r, NULL, full_raw_rows, 0, NULL);
+}
+
 /* The rows, then the service nodes of the mode and of the rows' targets. 0, or -1 after answering. */
 static int load(graph_t *g)
 {
     const char *params[2] = {g->id, NULL};
     int n = g->id != NULL ? 1 : 0;
 
-    if ((g->rows = dps_req_sql(g->r, NULL, g->mode->rows, n, params)) == NULL)
+    if ((g->rows = load_rows(g)) == NULL)
         return -1;
     g->nrows = PQntuples(g->rows);
     if (g->mode->walk != NO_WALK && (g->start = walk_start(g)) == NULL)

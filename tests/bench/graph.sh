@@ -112,7 +112,7 @@ rows = [dict(kv.split("=", 1) for kv in l.split()[1:]) for l in sys.stdin if l.s
 nodes, edges, size, gz, stmts = sys.argv[1:6]
 hz = int(sys.argv[6])
 print()
-print("== GET /api/graph (full), %s nodes / %s edges, median of %d runs per line ==" % (nodes, edges, len(rows) // max(1, len({(r["enc"], r["conc"]) for r in rows}))))
+print("== GET /api/graph (full), %s nodes / %s edges, median of %d runs per line ==" % (nodes, edges, len(rows) // max(1, len({(r["cache"], r["enc"], r["conc"]) for r in rows}))))
 print("response %s bytes plain, %s bytes gzip   SQL statements per request (incl. the session lookup): %s" % (size, gz, stmts))
 print("CPU/request: depsera workers + PostgreSQL backends, the figure that depends least on the rest of the machine")
 print("statements counted without the cache; 'computed' lines: GRAPH_CACHE_TTL_MS=0, 'default' lines: answers reused 5 s per worker")

@@ -218,6 +218,53 @@ def test_full_graph(env, world):
     assert all(e["source"] in real for e in g["edges"])
 
 
+def full_averages(env, deps, times=4):
+    """avgLatencyMs24h of each dependency's edge in `times` full graphs (both workers, the raw rows and the
+    snapshot of graph_avg.c both have their turn), checked equal to the raw average computed now."""
+    ids = ",".join(f"'{d}'" for d in deps)
+    raw = "SELECT d.id, round(avg(h.latency_ms)::numeric) FROM dependencies d LEFT JOIN dependency_latency_history h " \
+          f"ON h.dependency_id = d.id AND h.recorded_at >= now() - interval '24 hours' WHERE d.id IN ({ids}) GROUP BY 1"
+    seen = []
+    for _ in range(times):
+        edges = {e["data"]["dependencyId"]: e["data"]["avgLatencyMs24h"] for e in graph(env)["edges"]}
+        want = {row.split("|")[0]: (int(row.split("|")[1]) if row.split("|")[1] else None)
+                for row in env.db.psql(raw).splitlines()}
+        got = {d: edges[d] for d in deps}
+        assert got == want
+        seen.append(got)
+    assert all(s == seen[0] for s in seen)
+    return [seen[0][d] for d in deps]
+
+
+def test_full_graph_averages_follow_every_change_of_the_history(env):
+    """The full graph's averages come from a per-worker snapshot of the window and the rows written since
+    (graph_avg.h): current rows, back-dated rows, deletes and rows leaving the window all show at once."""
+    k = tag()
+    t = make_team(env.db, "Avg")
+    a = service(env, t, f"avg-{k}")
+    d1, d2, d3, d4 = (dep(env, a, f"avg{i}-{k}") for i in range(1, 5))
+    hist = "INSERT INTO dependency_latency_history (dependency_id, latency_ms, recorded_at) VALUES "
+    env.db.psql(hist + f"('{d1}', 10, now() - interval '3 hours'), ('{d1}', 21, now() - interval '1 hour'), "
+                f"('{d2}', 1.1, now() - interval '2 hours'), ('{d2}', 3.9, now() - interval '20 hours'), "
+                f"('{d3}', -2, now() - interval '5 hours'), ('{d3}', -3, now() - interval '6 hours'), "
+                f"('{d3}', 500, now() - interval '25 hours')")
+    # 15.5 and 2.5 round half away from zero, -2.5 too; d4 has no rows
+    assert full_averages(env, [d1, d2, d3, d4]) == [16, 3, -3, None]
+    # written with the current time, as the server's writers do: no change of epoch, read since B
+    env.db.psql(f"INSERT INTO dependency_latency_history (dependency_id, latency_ms) VALUES ('{d4}', 7), ('{d1}', 30)")
+    assert full_averages(env, [d1, d2, d3, d4]) == [20, 3, -3, 7]
+    # back-dated into the snapshot's window, and deleted from it
+    env.db.psql(hist + f"('{d2}', 0.5, now() - interval '4 hours')")
+    env.db.psql(f"DELETE FROM dependency_latency_history WHERE dependency_id = '{d3}' AND latency_ms = -3")
+    assert full_averages(env, [d1, d2, d3, d4]) == [20, 2, -2, 7]
+    # a row about to leave the window, taken into a snapshot, then subtracted as it leaves
+    env.db.psql(hist + f"('{d4}', 1000, now() - interval '24 hours' + interval '8 seconds')")
+    assert full_averages(env, [d4]) == [504]
+    wait_for(lambda: env.db.psql("SELECT count(*) FROM dependency_latency_history WHERE dependency_id = "
+                                 f"'{d4}' AND recorded_at >= now() - interval '24 hours'") == "1", timeout=30)
+    assert full_averages(env, [d4]) == [7]
+
+
 def test_team_without_active_services_or_unknown_is_empty(env):
     t = make_team(env.db, "Idle")
     service(env, t, "idle-" + tag(), is_active=False)
