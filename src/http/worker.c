@@ -239,19 +239,26 @@ static int conn_is_tls(h2o_req_t *req)
     return sock != NULL && sock->ssl != NULL;
 }
 
+/* The address of a socket as text; "" if it has none. */
+static void addr_text(const struct sockaddr_storage *ss, socklen_t len, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (len > 0)
+        inet_ntop(ss->ss_family,
+                  ss->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+                                           : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr,
+                  buf, cap);
+}
+
 /* Client address and scheme, through trusted proxies only (or TLS of our own). */
 static void identify_client(dps_worker_t *w, dps_req_t *r)
 {
     struct sockaddr_storage ss;
     socklen_t len = req_peername(r->h2o, &ss);
-    char peer[INET6_ADDRSTRLEN] = "";
+    char peer[INET6_ADDRSTRLEN];
     ssize_t i;
 
-    if (len > 0)
-        inet_ntop(ss.ss_family,
-                  ss.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
-                                          : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
-                  peer, sizeof(peer));
+    addr_text(&ss, len, peer, sizeof(peer));
     i = h2o_find_header_by_str(&r->h2o->headers, H2O_STRLIT("x-forwarded-for"), -1);
     dps_client_ip(&w->trust, peer, i >= 0 ? r->h2o->headers.entries[i].value.base : NULL,
                   i >= 0 ? r->h2o->headers.entries[i].value.len : 0, r->client_ip, sizeof(r->client_ip));
@@ -352,9 +359,9 @@ static void end_transaction(dps_worker_t *w)
         PQclear(PQexec(conn, "ROLLBACK"));
 }
 
-/* The host of an authority without its port ("[::1]:80" -> "[::1]"), if it is a plain host name or
- * address: it goes into a Location header, so anything else (userinfo, paths) is refused. 0 or -1. */
-static int authority_host(h2o_iovec_t a, size_t *len)
+/* The host of an authority without its port ("[::1]:80" -> "[::1]") into buf, if it is a plain host
+ * name or address: it goes into a Location header, so anything else (userinfo, paths) is refused. 0 or -1. */
+static int authority_host(h2o_iovec_t a, char *buf, size_t cap)
 {
     size_t n = a.len;
 
@@ -365,12 +372,29 @@ static int authority_host(h2o_iovec_t a, size_t *len)
         const char *colon = memchr(a.base, ':', n);
         n = colon != NULL ? (size_t)(colon - a.base) : n;
     }
-    if (n == 0 || n > 255)
+    if (n == 0 || n >= cap)
         return -1;
     for (size_t i = 0; i < n; i++)
         if (!(isalnum((unsigned char)a.base[i]) || strchr("-.[]:", a.base[i]) != NULL))
             return -1;
-    *len = n;
+    memcpy(buf, a.base, n);
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Where a redirect sends the client: the host it asked for, or, when it named none (HTTP/1.0 without
+ * Host: h2o then gives the name of our host configuration), the address it connected to. 0 or -1. */
+static int redirect_host(h2o_req_t *req, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    char addr[INET6_ADDRSTRLEN];
+
+    if (req->authority.base != req->hostconf->authority.hostport.base)
+        return authority_host(req->authority, buf, cap);
+    addr_text(&ss, req->conn->callbacks->get_sockname(req->conn, (struct sockaddr *)&ss), addr, sizeof(addr));
+    if (addr[0] == '\0')
+        return -1;
+    snprintf(buf, cap, strchr(addr, ':') != NULL ? "[%s]" : "%s", addr);
     return 0;
 }
 
@@ -379,15 +403,14 @@ static int authority_host(h2o_iovec_t a, size_t *len)
 static void redirect_to_https(dps_worker_t *w, dps_req_t *r)
 {
     h2o_req_t *req = r->h2o;
-    size_t host_len;
-    char *loc;
+    char host[256], *loc;
 
-    if (authority_host(req->authority, &host_len) != 0) {
+    if (redirect_host(req, host, sizeof(host)) != 0) {
         dps_http_error(r, 400, "Invalid Host header");
         return;
     }
-    loc = h2o_mem_alloc_pool(&req->pool, host_len + req->path.len + 32);
-    sprintf(loc, "https://%.*s:%lld%.*s", (int)host_len, req->authority.base, w->cfg->port, (int)req->path.len, req->path.base);
+    loc = h2o_mem_alloc_pool(&req->pool, strlen(host) + req->path.len + 32);
+    sprintf(loc, "https://%s:%lld%.*s", host, w->cfg->port, (int)req->path.len, req->path.base);
     dps_http_header(r, "location", loc);
     dps_http_json(r, 301, json_pack("{s:s, s:s}", "error", "HTTPS required", "location", loc));
 }

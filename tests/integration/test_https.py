@@ -151,6 +151,12 @@ def test_http_port_serves_health_and_redirects_the_rest(migrated_db, server):
         assert r.status == 301 and r.headers["Location"] == f"https://{want_host}:{s.port}/", (host, r)
     r = request("GET", plain + "/api/teams", headers={"Host": "evil.example/x"})
     assert r.status == 400, r
+    # HTTP/1.0 without Host: to the address the client connected to
+    with socket.create_connection(("127.0.0.1", http_port), timeout=5) as c:
+        c.sendall(b"GET /api/teams HTTP/1.0\r\n\r\n")
+        raw = b"".join(iter(lambda: c.recv(4096), b""))
+    assert raw.startswith(b"HTTP/1.1 301 "), raw
+    assert f"\r\nlocation: https://127.0.0.1:{s.port}/api/teams\r\n".encode() in raw.lower(), raw
     # the redirect target answers over TLS
     assert request("GET", want).status == 401
 
