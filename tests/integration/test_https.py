@@ -76,7 +76,9 @@ def test_http2_negotiated_and_post_over_tls(migrated_db, server):
                                 s.url("/api/health")], capture_output=True, text=True, timeout=10)
             assert p.stdout == f"200 {want}", (flag, p.stdout, p.stderr)
     c = ApiClient(s.base)
-    c.login(ADMIN_EMAIL, PASSWORD)
+    r = c.login(ADMIN_EMAIL, PASSWORD)
+    cookies = r.headers.get_all("Set-Cookie") or []
+    assert cookies and all("; Secure" in v for v in cookies), cookies  # the connection is secure
     r = c.post("/api/teams", {"name": "tls-team", "key": "tls-team"})
     assert r.status == 201, r
     assert c.get("/api/teams").status == 200
