@@ -32,6 +32,7 @@ SRCS = \
 	src/http/worker.c \
 	src/http/worker_listen.c \
 	src/http/balance.c \
+	src/http/tls.c \
 	src/ingest/pgarray.c \
 	src/ingest/upsert.c \
 	src/http/supervisor.c \
@@ -116,6 +117,7 @@ UNIT_TESTS = \
 	tests/unit/check_usage \
 	tests/unit/check_bucket \
 	tests/unit/check_clientip \
+	tests/unit/check_tls \
 	tests/unit/check_session \
 	tests/unit/check_ssrf \
 	tests/unit/check_jsonbuf \

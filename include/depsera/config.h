@@ -17,6 +17,10 @@ typedef struct dps_config {
     char *cors_origin;
     char *trust_proxy;
     int require_https;
+    int enable_https;
+    char *ssl_cert_path;
+    char *ssl_key_path;
+    long long http_port; /* 0 = none */
     int local_auth;
     char *admin_email;
     char *admin_password;

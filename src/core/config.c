@@ -43,6 +43,18 @@ const dps_config_var_t dps_config_vars[] = {
      "loopback, linklocal, uniquelocal", OFF(trust_proxy), 0},
     {"REQUIRE_HTTPS", DPS_CFG_BOOL, "false", NULL, 0, 0, "redirect plain-HTTP requests (except /api/health) to HTTPS",
      OFF(require_https), 0},
+    {"ENABLE_HTTPS", DPS_CFG_BOOL, "false", NULL, 0, 0,
+     "serve HTTPS on PORT (HTTP/2 and HTTP/1.1); without SSL_CERT_PATH and SSL_KEY_PATH a self-signed certificate is "
+     "generated at start (development use)", OFF(enable_https), 0},
+    {"SSL_CERT_PATH", DPS_CFG_STR, "", NULL, 0, 0,
+     "with ENABLE_HTTPS: PEM certificate (chain) file; must be given together with SSL_KEY_PATH; re-read on SIGHUP",
+     OFF(ssl_cert_path), 0},
+    {"SSL_KEY_PATH", DPS_CFG_STR, "", NULL, 0, 0,
+     "with ENABLE_HTTPS: PEM private key file of SSL_CERT_PATH; must be given together with it; re-read on SIGHUP",
+     OFF(ssl_key_path), 0},
+    {"HTTP_PORT", DPS_CFG_INT, "0", NULL, 0, 65535,
+     "with ENABLE_HTTPS: an extra plain-HTTP port that serves /api/health and redirects everything else to HTTPS on "
+     "PORT; 0 = none; ignored (with a warning) without ENABLE_HTTPS", OFF(http_port), 0},
     /* authentication / session */
     {"LOCAL_AUTH", DPS_CFG_BOOL, "false", NULL, 0, 0, "true: local email/password login", OFF(local_auth), 0},
     {"ADMIN_EMAIL", DPS_CFG_STR, "", NULL, 0, 0, "local mode: bootstrap admin created when no user exists", OFF(admin_email), 0},
@@ -252,6 +264,15 @@ fail:
 /* Rules that involve more than one variable. */
 static int check_cross(const dps_config_t *cfg, char *err, size_t cap)
 {
+    if (!*cfg->ssl_cert_path != !*cfg->ssl_key_path) {
+        snprintf(err, cap, "%s: must be given together with %s", *cfg->ssl_cert_path ? "SSL_CERT_PATH" : "SSL_KEY_PATH",
+                 *cfg->ssl_cert_path ? "SSL_KEY_PATH" : "SSL_CERT_PATH");
+        return -1;
+    }
+    if (cfg->enable_https && cfg->http_port == cfg->port) {
+        snprintf(err, cap, "HTTP_PORT: must differ from PORT (%lld), which serves HTTPS", cfg->port);
+        return -1;
+    }
     if (!dps_config_is_production(cfg))
         return 0;
     if (strlen(cfg->session_secret) < 32) {

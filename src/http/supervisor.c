@@ -7,6 +7,7 @@
 #include "depsera/log.h"
 #include "depsera/migrate.h"
 #include "depsera/proc.h"
+#include "depsera/tls.h"
 #include "depsera/util.h"
 #include "depsera/worker.h"
 
@@ -54,6 +55,8 @@ typedef struct {
     dps_config_t cfg;
     dps_serve_opts_t opts;
     int listen_fd, ready_rd, ready_wr;
+    int http_fd;      /* HTTP_PORT with ENABLE_HTTPS, else -1 */
+    SSL_CTX *ssl_ctx; /* ENABLE_HTTPS; children inherit it with the fork */
     dps_balance_t *balance; /* connection counts of the worker slots */
     slot_t slots[MAX_PROCS];
     size_t nslots;
@@ -102,6 +105,39 @@ static int bind_listener(const char *host, long long port)
     return fd;
 }
 
+/* ENABLE_HTTPS: the context every worker shares, made once here so that all present one certificate
+ * (a generated one would otherwise differ per worker). NULL after logging why, at `level`. */
+static SSL_CTX *open_tls(const dps_config_t *cfg, dps_log_level_t level, const char *failure)
+{
+    char err[512];
+    SSL_CTX *ctx = dps_tls_server_ctx(cfg->ssl_cert_path, cfg->ssl_key_path, err, sizeof(err));
+
+    if (ctx == NULL) {
+        DPS_LOG(level, failure, DPS_F_STR("error", err));
+        if (level == DPS_LOG_FATAL)
+            fprintf(stderr, "depsera: %s\n", err);
+        return NULL;
+    }
+    if (!*cfg->ssl_cert_path)
+        DPS_LOG(DPS_LOG_WARN, "HTTPS with a self-signed certificate generated at start: for development only; set "
+                              "SSL_CERT_PATH and SSL_KEY_PATH");
+    return ctx;
+}
+
+/* The listeners of `serve`: PORT (TLS when ENABLE_HTTPS), and HTTP_PORT beside it. 0 or -1 (logged). */
+static int open_listeners(sup_t *s)
+{
+    if (s->cfg.http_port != 0 && !s->cfg.enable_https)
+        DPS_LOG(DPS_LOG_WARN, "HTTP_PORT is ignored without ENABLE_HTTPS", DPS_F_INT("http_port", s->cfg.http_port));
+    if (s->cfg.enable_https && (s->ssl_ctx = open_tls(&s->cfg, DPS_LOG_FATAL, "cannot set up HTTPS")) == NULL)
+        return -1;
+    if ((s->listen_fd = bind_listener(s->cfg.host, s->cfg.port)) < 0)
+        return -1;
+    if (s->cfg.enable_https && s->cfg.http_port != 0 && (s->http_fd = bind_listener(s->cfg.host, s->cfg.http_port)) < 0)
+        return -1;
+    return 0;
+}
+
 /* In the child after fork(): become the role, run it, and exit. Never returns. */
 static void run_child(sup_t *s, role_t role, int slot, pid_t parent) __attribute__((noreturn));
 static void run_child(sup_t *s, role_t role, int slot, pid_t parent)
@@ -113,11 +149,13 @@ static void run_child(sup_t *s, role_t role, int slot, pid_t parent)
     close(s->ready_rd);
     if (role != ROLE_WORKER) {
         close(s->listen_fd);
+        if (s->http_fd >= 0)
+            close(s->http_fd);
         close(s->ready_wr);
     }
     switch (role) {
     case ROLE_WORKER:
-        code = dps_worker_main(&s->cfg, s->listen_fd, s->ready_wr, s->balance, slot);
+        code = dps_worker_main(&s->cfg, &(dps_listeners_t){s->listen_fd, s->http_fd, s->ssl_ctx}, s->ready_wr, s->balance, slot);
         break;
     case ROLE_POLLER:
         code = dps_poller_main(&s->cfg, 0);
@@ -126,6 +164,7 @@ static void run_child(sup_t *s, role_t role, int slot, pid_t parent)
         code = dps_pruner_main(&s->cfg, 0);
         break;
     }
+    SSL_CTX_free(s->ssl_ctx);
     dps_config_free(&s->cfg);
     free(s);
     exit(code);
@@ -319,6 +358,40 @@ static void roll_step(sup_t *s)
     DPS_LOG(DPS_LOG_INFO, "reload complete", DPS_F_INT("workers", nworkers));
 }
 
+/* The listening sockets stay open across a reload: their settings take the current values. 0, or -1 (logged). */
+static int keep_listeners(const dps_config_t *cur, dps_config_t *next)
+{
+    if (strcmp(next->host, cur->host) == 0 && next->port == cur->port && next->enable_https == cur->enable_https &&
+        next->http_port == cur->http_port)
+        return 0;
+    DPS_LOG(DPS_LOG_WARN, "HOST, PORT, ENABLE_HTTPS and HTTP_PORT changes need a restart; keeping the current listeners");
+    free(next->host);
+    next->host = strdup(cur->host);
+    next->port = cur->port;
+    next->enable_https = cur->enable_https;
+    next->http_port = cur->http_port;
+    if (next->host == NULL) {
+        DPS_LOG(DPS_LOG_ERROR, "reload failed: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Certificate files are read again, so that a renewed certificate needs no restart; a generated one is
+ * kept. The workers started from now on present the new one. 0, or -1 (logged) to keep everything. */
+static int reload_tls(sup_t *s, const dps_config_t *next)
+{
+    SSL_CTX *ctx;
+
+    if (s->ssl_ctx == NULL || (!*next->ssl_cert_path && !*s->cfg.ssl_cert_path))
+        return 0;
+    if ((ctx = open_tls(next, DPS_LOG_ERROR, "reload failed: cannot set up HTTPS, keeping the current configuration")) == NULL)
+        return -1;
+    SSL_CTX_free(s->ssl_ctx);
+    s->ssl_ctx = ctx;
+    return 0;
+}
+
 /* SIGHUP: build and validate the new configuration fully, then swap; on any error keep the old one. */
 static void reload(sup_t *s)
 {
@@ -332,16 +405,9 @@ static void reload(sup_t *s)
         DPS_LOG(DPS_LOG_ERROR, "reload failed: configuration is invalid, keeping the current one", DPS_F_STR("error", err));
         return;
     }
-    if (strcmp(next.host, s->cfg.host) != 0 || next.port != s->cfg.port) {
-        DPS_LOG(DPS_LOG_WARN, "HOST and PORT changes need a restart; keeping the current address");
-        free(next.host);
-        next.host = strdup(s->cfg.host);
-        next.port = s->cfg.port;
-        if (next.host == NULL) {
-            dps_config_free(&next);
-            DPS_LOG(DPS_LOG_ERROR, "reload failed: out of memory");
-            return;
-        }
+    if (keep_listeners(&s->cfg, &next) != 0 || reload_tls(s, &next) != 0) {
+        dps_config_free(&next);
+        return;
     }
     dps_config_free(&s->cfg);
     s->cfg = next;
@@ -374,6 +440,11 @@ static void start_stop(sup_t *s)
     shutdown(s->listen_fd, SHUT_RD);
     close(s->listen_fd);
     s->listen_fd = -1;
+    if (s->http_fd >= 0) {
+        shutdown(s->http_fd, SHUT_RD);
+        close(s->http_fd);
+        s->http_fd = -1;
+    }
     for (size_t i = 0; i < s->nprocs; i++)
         signal_proc(&s->procs[i], SIGTERM);
 }
@@ -462,15 +533,17 @@ int dps_supervisor_main(dps_config_t *cfg, const dps_serve_opts_t *opts)
     }
     s->cfg = *cfg;
     s->opts = *opts;
-    s->listen_fd = s->ready_rd = s->ready_wr = -1;
+    s->listen_fd = s->http_fd = s->ready_rd = s->ready_wr = -1;
     dps_proc_install_signals(&wait_mask);
     if ((code = check_schema(&s->cfg)) != 0) {
         code = code == 2 ? 2 : 1;
         goto out;
     }
     code = 1;
-    if ((s->listen_fd = bind_listener(s->cfg.host, s->cfg.port)) < 0)
+    if (open_listeners(s) != 0) {
+        code = s->ssl_ctx == NULL && s->cfg.enable_https ? 2 : 1; /* a certificate that cannot be used is bad configuration */
         goto out;
+    }
     if (pipe2(pipefd, O_CLOEXEC) != 0 || fcntl(pipefd[0], F_SETFL, O_NONBLOCK) != 0) {
         DPS_LOG(DPS_LOG_FATAL, "cannot create the ready pipe", DPS_F_STR("error", strerror(errno)));
         goto out;
@@ -478,6 +551,7 @@ int dps_supervisor_main(dps_config_t *cfg, const dps_serve_opts_t *opts)
     s->ready_rd = pipefd[0];
     s->ready_wr = pipefd[1];
     DPS_LOG(DPS_LOG_INFO, "listening", DPS_F_STR("host", s->cfg.host), DPS_F_INT("port", s->cfg.port),
+            DPS_F_BOOL("https", s->cfg.enable_https), DPS_F_INT("http_port", s->http_fd >= 0 ? s->cfg.http_port : 0),
             DPS_F_INT("workers", s->cfg.workers), DPS_F_STR("version", DPS_VERSION));
     if ((s->balance = dps_balance_create(MAX_PROCS)) == NULL)
         DPS_LOG(DPS_LOG_WARN, "no shared memory for connection balancing", DPS_F_STR("error", strerror(errno)));
@@ -487,6 +561,9 @@ int dps_supervisor_main(dps_config_t *cfg, const dps_serve_opts_t *opts)
 out:
     if (s->listen_fd >= 0)
         close(s->listen_fd);
+    if (s->http_fd >= 0)
+        close(s->http_fd);
+    SSL_CTX_free(s->ssl_ctx);
     if (s->ready_rd >= 0)
         close(s->ready_rd);
     if (s->ready_wr >= 0)

@@ -42,8 +42,9 @@ struct dps_worker {
     const dps_config_t *cfg;
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    h2o_socket_t *listener;
+    h2o_accept_ctx_t accept_ctx;       /* PORT: TLS when ENABLE_HTTPS */
+    h2o_accept_ctx_t plain_accept_ctx; /* HTTP_PORT: never TLS */
+    h2o_socket_t *listener, *http_listener;
     h2o_linklist_t conns;
     size_t nconns;
     dps_balance_t *balance;
@@ -144,7 +145,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         h2o_linklist_insert(&w->conns, &c->link);
         sock->on_close.cb = on_conn_close;
         sock->on_close.data = c;
-        h2o_accept(&w->accept_ctx, sock);
+        h2o_accept(listener == w->http_listener ? &w->plain_accept_ctx : &w->accept_ctx, sock);
     }
 }
 
@@ -230,25 +231,41 @@ static socklen_t req_peername(h2o_req_t *req, struct sockaddr_storage *ss)
     return req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)ss);
 }
 
-/* Client address and scheme, through trusted proxies only. */
+/* The connection's own TLS, not the :scheme an HTTP/2 client claims. */
+static int conn_is_tls(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+
+    return sock != NULL && sock->ssl != NULL;
+}
+
+/* The address of a socket as text; "" if it has none. */
+static void addr_text(const struct sockaddr_storage *ss, socklen_t len, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (len > 0)
+        inet_ntop(ss->ss_family,
+                  ss->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+                                           : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr,
+                  buf, cap);
+}
+
+/* Client address and scheme, through trusted proxies only (or TLS of our own). */
 static void identify_client(dps_worker_t *w, dps_req_t *r)
 {
     struct sockaddr_storage ss;
     socklen_t len = req_peername(r->h2o, &ss);
-    char peer[INET6_ADDRSTRLEN] = "";
+    char peer[INET6_ADDRSTRLEN];
     ssize_t i;
 
-    if (len > 0)
-        inet_ntop(ss.ss_family,
-                  ss.ss_family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
-                                          : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
-                  peer, sizeof(peer));
+    addr_text(&ss, len, peer, sizeof(peer));
     i = h2o_find_header_by_str(&r->h2o->headers, H2O_STRLIT("x-forwarded-for"), -1);
     dps_client_ip(&w->trust, peer, i >= 0 ? r->h2o->headers.entries[i].value.base : NULL,
                   i >= 0 ? r->h2o->headers.entries[i].value.len : 0, r->client_ip, sizeof(r->client_ip));
     i = h2o_find_header_by_str(&r->h2o->headers, H2O_STRLIT("x-forwarded-proto"), -1);
-    r->secure = i >= 0 && (w->trust.mode == 1 || w->trust.mode == 2 || dps_trust_contains(&w->trust, peer)) &&
-                h2o_lcstris(r->h2o->headers.entries[i].value.base, r->h2o->headers.entries[i].value.len, H2O_STRLIT("https"));
+    r->secure = conn_is_tls(r->h2o) ||
+                (i >= 0 && (w->trust.mode == 1 || w->trust.mode == 2 || dps_trust_contains(&w->trust, peer)) &&
+                 h2o_lcstris(r->h2o->headers.entries[i].value.base, r->h2o->headers.entries[i].value.len, H2O_STRLIT("https")));
 }
 
 static int is_json_type(h2o_req_t *req)
@@ -262,14 +279,18 @@ static int is_json_type(h2o_req_t *req)
     return v.len >= 16 && h2o_lcstris(v.base, 16, H2O_STRLIT("application/json"));
 }
 
+static int is_health_path(const char *path, size_t len)
+{
+    return h2o_memis(path, len, H2O_STRLIT("/api/health")) || h2o_memis(path, len, H2O_STRLIT("/api/health/live"));
+}
+
 /* graph-and-api.md §1 steps 2-3 for /api requests (HTTPS redirect, CORS and its preflight); 0 to
  * go on, -1 when answered. */
 static int api_early(dps_worker_t *w, dps_req_t *r, const char *path, size_t path_len)
 {
     h2o_req_t *req = r->h2o;
 
-    if (w->cfg->require_https && !r->secure && !h2o_memis(path, path_len, H2O_STRLIT("/api/health")) &&
-        !h2o_memis(path, path_len, H2O_STRLIT("/api/health/live"))) {
+    if (w->cfg->require_https && !r->secure && !is_health_path(path, path_len)) {
         char *loc = h2o_mem_alloc_pool(&req->pool, req->authority.len + req->path.len + 16);
         sprintf(loc, "https://%.*s%.*s", (int)req->authority.len, req->authority.base, (int)req->path.len, req->path.base);
         dps_http_header(r, "location", loc);
@@ -338,6 +359,62 @@ static void end_transaction(dps_worker_t *w)
         PQclear(PQexec(conn, "ROLLBACK"));
 }
 
+/* The host of an authority without its port ("[::1]:80" -> "[::1]") into buf, if it is a plain host
+ * name or address: it goes into a Location header, so anything else (userinfo, paths) is refused. 0 or -1. */
+static int authority_host(h2o_iovec_t a, char *buf, size_t cap)
+{
+    size_t n = a.len;
+
+    if (n > 0 && a.base[0] == '[') {
+        const char *close = memchr(a.base, ']', n);
+        n = close != NULL ? (size_t)(close - a.base) + 1 : 0;
+    } else {
+        const char *colon = memchr(a.base, ':', n);
+        n = colon != NULL ? (size_t)(colon - a.base) : n;
+    }
+    if (n == 0 || n >= cap)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)a.base[i]) || strchr("-.[]:", a.base[i]) != NULL))
+            return -1;
+    memcpy(buf, a.base, n);
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Where a redirect sends the client: the host it asked for, or, when it named none (HTTP/1.0 without
+ * Host: h2o then gives the name of our host configuration), the address it connected to. 0 or -1. */
+static int redirect_host(h2o_req_t *req, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    char addr[INET6_ADDRSTRLEN];
+
+    if (req->authority.base != req->hostconf->authority.hostport.base)
+        return authority_host(req->authority, buf, cap);
+    addr_text(&ss, req->conn->callbacks->get_sockname(req->conn, (struct sockaddr *)&ss), addr, sizeof(addr));
+    if (addr[0] == '\0')
+        return -1;
+    snprintf(buf, cap, strchr(addr, ':') != NULL ? "[%s]" : "%s", addr);
+    return 0;
+}
+
+/* HTTP_PORT with ENABLE_HTTPS: every plain request but a health check goes to the same path and
+ * query on PORT over HTTPS (PORT speaks TLS only, so a plain request came through HTTP_PORT). */
+static void redirect_to_https(dps_worker_t *w, dps_req_t *r)
+{
+    h2o_req_t *req = r->h2o;
+    char host[256], *loc;
+
+    if (redirect_host(req, host, sizeof(host)) != 0) {
+        dps_http_error(r, 400, "Invalid Host header");
+        return;
+    }
+    loc = h2o_mem_alloc_pool(&req->pool, strlen(host) + req->path.len + 32);
+    sprintf(loc, "https://%s:%lld%.*s", host, w->cfg->port, (int)req->path.len, req->path.base);
+    dps_http_header(r, "location", loc);
+    dps_http_json(r, 301, json_pack("{s:s, s:s}", "error", "HTTPS required", "location", loc));
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     dps_worker_t *w = ((handler_t *)self)->w;
@@ -356,7 +433,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     identify_client(w, &r);
     api = path_len >= 4 && memcmp(req->path.base, "/api", 4) == 0 && (path_len == 4 || req->path.base[4] == '/');
     res = dps_router_match(dps_routes, dps_routes_count, req->method.base, req->method.len, req->path.base, path_len, &m);
-    if (api && api_early(w, &r, req->path.base, path_len) != 0) {
+    if (w->cfg->enable_https && !conn_is_tls(req) && !is_health_path(req->path.base, path_len)) {
+        redirect_to_https(w, &r);
+    } else if (api && api_early(w, &r, req->path.base, path_len) != 0) {
         /* redirected or preflight answered */
     } else if (res == DPS_ROUTE_NOT_FOUND) {
         dps_http_error(&r, 404, "Not found");
@@ -442,7 +521,24 @@ static int on_db_connect(PGconn *conn, void *arg)
     return -1;
 }
 
-static int setup(dps_worker_t *w, const dps_config_t *cfg, int listen_fd)
+/* Accept on both listeners (HTTP_PORT's may be absent), the connections of each through its own
+ * accept context: that is what makes a PORT connection TLS and an HTTP_PORT one plain. */
+static void start_listeners(dps_worker_t *w, const dps_listeners_t *ls)
+{
+    w->accept_ctx.ctx = w->plain_accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = w->plain_accept_ctx.hosts = w->globalconf.hosts;
+    w->accept_ctx.ssl_ctx = ls->ssl_ctx;
+    w->listener = h2o_evloop_socket_create(w->ctx.loop, ls->fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+    if (ls->http_fd >= 0) {
+        w->http_listener = h2o_evloop_socket_create(w->ctx.loop, ls->http_fd, H2O_SOCKET_FLAG_DONT_READ);
+        w->http_listener->data = w;
+        h2o_socket_read_start(w->http_listener, on_accept);
+    }
+}
+
+static int setup(dps_worker_t *w, const dps_config_t *cfg, const dps_listeners_t *ls)
 {
     h2o_hostconf_t *host;
     h2o_pathconf_t *path;
@@ -488,23 +584,25 @@ static int setup(dps_worker_t *w, const dps_config_t *cfg, int listen_fd)
     }
 
     h2o_context_init(&w->ctx, h2o_evloop_create(), &w->globalconf);
-    w->accept_ctx.ctx = &w->ctx;
-    w->accept_ctx.hosts = w->globalconf.hosts;
-    w->listener = h2o_evloop_socket_create(w->ctx.loop, listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    w->listener->data = w;
-    h2o_socket_read_start(w->listener, on_accept);
+    start_listeners(w, ls);
     return (w->cache_listen = dps_worker_listen_create(w->ctx.loop, cfg)) != NULL ? 0 : -1;
+}
+
+static void close_listener(h2o_socket_t **listener)
+{
+    if (*listener != NULL) {
+        h2o_socket_read_stop(*listener);
+        h2o_socket_close(*listener);
+        *listener = NULL;
+    }
 }
 
 /* Stop accepting and ask h2o to end keep-alive; returns the drain deadline. */
 static int64_t start_drain(dps_worker_t *w)
 {
     w->resume_accept_at = 0;
-    if (w->listener != NULL) {
-        h2o_socket_read_stop(w->listener);
-        h2o_socket_close(w->listener);
-        w->listener = NULL;
-    }
+    close_listener(&w->listener);
+    close_listener(&w->http_listener);
     h2o_context_request_shutdown(&w->ctx);
     DPS_LOG(DPS_LOG_INFO, "draining", DPS_F_INT("timeout_ms", w->cfg->drain_timeout_ms));
     return dps_mono_ms() + w->cfg->drain_timeout_ms;
@@ -558,10 +656,12 @@ static void resume_accepting(dps_worker_t *w)
     if (w->resume_accept_at != 0 && dps_mono_ms() >= w->resume_accept_at && w->listener != NULL) {
         w->resume_accept_at = 0;
         h2o_socket_read_start(w->listener, on_accept);
+        if (w->http_listener != NULL)
+            h2o_socket_read_start(w->http_listener, on_accept); /* if it was the one deferred */
     }
 }
 
-int dps_worker_main(const dps_config_t *cfg, int listen_fd, int ready_fd, dps_balance_t *balance, int slot)
+int dps_worker_main(const dps_config_t *cfg, const dps_listeners_t *ls, int ready_fd, dps_balance_t *balance, int slot)
 {
     dps_worker_t w;
     sigset_t none;
@@ -575,7 +675,7 @@ int dps_worker_main(const dps_config_t *cfg, int listen_fd, int ready_fd, dps_ba
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the whole group: the supervisor decides */
-    if (setup(&w, cfg, listen_fd) != 0) {
+    if (setup(&w, cfg, ls) != 0) {
         DPS_LOG(DPS_LOG_FATAL, "worker set-up failed");
         return 1;
     }

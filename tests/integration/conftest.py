@@ -26,6 +26,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -43,7 +44,7 @@ DEPSERA_VARS = (
     "DATABASE_URL", "HOST", "PORT", "WORKERS", "DRAIN_TIMEOUT_MS", "LOG_LEVEL",
     "NODE_ENV", "LOCAL_AUTH", "ADMIN_EMAIL", "ADMIN_PASSWORD", "SESSION_SECRET",
     "RATE_LIMIT_MAX", "RATE_LIMIT_WINDOW_MS", "AUTH_RATE_LIMIT_MAX", "AUTH_RATE_LIMIT_WINDOW_MS",
-    "REQUIRE_HTTPS", "TRUST_PROXY", "CORS_ORIGIN",
+    "REQUIRE_HTTPS", "TRUST_PROXY", "CORS_ORIGIN", "ENABLE_HTTPS", "SSL_CERT_PATH", "SSL_KEY_PATH", "HTTP_PORT",
 )
 
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
@@ -465,7 +466,8 @@ class Server:
                  log_level="debug"):
         self.port = free_port()
         self.host = "127.0.0.1"
-        self.base = f"http://{self.host}:{self.port}"
+        https = str((env or {}).get("ENABLE_HTTPS", "")).lower() in ("true", "1")
+        self.base = f"{'https' if https else 'http'}://{self.host}:{self.port}"
         self.command = command
         self.args = [command] + list(args)
         # the per-IP limiters would throttle a test suite that logs in from 127.0.0.1 all the time;
@@ -643,9 +645,14 @@ class Response:
         return f"<{self.status} {dict(self.headers)} {self.body[:300]!r}>"
 
 
-def request(method, url, body=None, headers=None, timeout=5):
+def request(method, url, body=None, headers=None, timeout=5, context=None):
+    """One request on a new connection. https:// URLs are not verified unless `context` says how."""
     u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    if u.scheme == "https":
+        conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout,
+                                           context=context or ssl._create_unverified_context())
+    else:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
     try:
         path = u.path + ("?" + u.query if u.query else "")
         conn.request(method, path, body=body, headers=dict(headers or {}, Connection="close"))

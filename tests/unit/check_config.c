@@ -41,6 +41,9 @@ START_TEST(defaults)
     ck_assert_int_eq(cfg.otlp_max_body_bytes, 20971520);
     ck_assert(cfg.otlp_rate_limit_warning_threshold > 0.79 && cfg.otlp_rate_limit_warning_threshold < 0.81);
     ck_assert_int_eq(cfg.require_https, 0);
+    ck_assert_int_eq(cfg.enable_https, 0);
+    ck_assert_int_eq(cfg.http_port, 0);
+    ck_assert_str_eq(cfg.ssl_cert_path, "");
     ck_assert_str_eq(cfg.retention_cleanup_time, "02:00");
     dps_config_free(&cfg);
 }
@@ -56,7 +59,8 @@ static const struct {
     {"HOST", "localhost"},   {"HOST", "300.1.1.1"},     {"REQUIRE_HTTPS", "yes please"},
     {"RETENTION_CLEANUP_TIME", "24:00"}, {"RETENTION_CLEANUP_TIME", "2:00"}, {"OTLP_RATE_LIMIT_WARNING_THRESHOLD", "1.5"},
     {"OTLP_RATE_LIMIT_WARNING_THRESHOLD", "nan"}, {"TRUST_PROXY", "10.0.0.0/33"}, {"TRUST_PROXY", "everyone"},
-    {"CORS_ORIGIN", "localhost:3000"}, {"DATA_RETENTION_DAYS", "3651"},
+    {"CORS_ORIGIN", "localhost:3000"}, {"DATA_RETENTION_DAYS", "3651"}, {"ENABLE_HTTPS", "maybe"},
+    {"HTTP_PORT", "65536"}, {"HTTP_PORT", "-1"}, {"SSL_CERT_PATH", "/etc/cert.pem"}, {"SSL_KEY_PATH", "/etc/key.pem"},
 };
 
 START_TEST(rejects_bad_values)
@@ -103,6 +107,31 @@ START_TEST(production_secret_rules)
     ck_assert_int_eq(load(&cfg, good, err), 0);
     ck_assert(dps_config_is_production(&cfg));
     dps_config_free(&cfg);
+}
+END_TEST
+
+/* The certificate and its key come as a pair; HTTP_PORT cannot take PORT when PORT serves HTTPS. */
+START_TEST(https_rules)
+{
+    const char *pair[] = {"ENABLE_HTTPS", "true", "SSL_CERT_PATH", "/c.pem", "SSL_KEY_PATH", "/k.pem", "HTTP_PORT", "8080", NULL};
+    const char *same[] = {"ENABLE_HTTPS", "true", "PORT", "8443", "HTTP_PORT", "8443", NULL};
+    const char *plain_same[] = {"PORT", "8443", "HTTP_PORT", "8443", NULL};
+    const char *key_only[] = {"ENABLE_HTTPS", "true", "SSL_KEY_PATH", "/k.pem", NULL};
+    dps_config_t cfg;
+    char err[512];
+
+    ck_assert_msg(load(&cfg, pair, err) == 0, "%s", err);
+    ck_assert_int_eq(cfg.enable_https, 1);
+    ck_assert_str_eq(cfg.ssl_cert_path, "/c.pem");
+    ck_assert_str_eq(cfg.ssl_key_path, "/k.pem");
+    ck_assert_int_eq(cfg.http_port, 8080);
+    dps_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, same, err), -1);
+    ck_assert_msg(strncmp(err, "HTTP_PORT: must differ from PORT", 32) == 0, "%s", err);
+    ck_assert_msg(load(&cfg, plain_same, err) == 0, "%s", err); /* ignored without ENABLE_HTTPS */
+    dps_config_free(&cfg);
+    ck_assert_int_eq(load(&cfg, key_only, err), -1);
+    ck_assert_str_eq(err, "SSL_KEY_PATH: must be given together with SSL_CERT_PATH");
 }
 END_TEST
 
@@ -167,6 +196,7 @@ int main(void)
     tcase_add_loop_test(tc, rejects_bad_values, 0, sizeof(bad) / sizeof(bad[0]));
     tcase_add_test(tc, accepts_good_values);
     tcase_add_test(tc, production_secret_rules);
+    tcase_add_test(tc, https_rules);
     tcase_add_test(tc, env_file_overrides_and_parses);
     tcase_add_test(tc, copy_is_deep);
     tcase_add_test(tc, every_var_documented);
