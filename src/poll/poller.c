@@ -172,12 +172,23 @@ static void free_poll(poller_t *p, poll_t *pl)
     p->rescan = 1; /* a slot is free */
 }
 
-static void recorded(poller_t *p, poll_t *pl, dps_record_status_t st, int64_t next_in)
+/* A failed recording: with PostgreSQL away the claim is given back when it returns; with PostgreSQL
+ * there (the poll's own writes failed) it is left to its lease, so that a service whose results cannot
+ * be written is not polled again at once, over and over. */
+static void recorded(poller_t *p, poll_t *pl, dps_record_status_t st, int64_t next_in, int db_up)
 {
     log_outcome(pl, &pl->o, st, next_in, pl->o.elapsed_ms);
-    if (st == DPS_RECORD_FAILED)
+    if (st == DPS_RECORD_FAILED && !db_up)
         keep_lost(p, pl->claim.token);
+    else if (st == DPS_RECORD_FAILED)
+        DPS_LOG(DPS_LOG_WARN, "poll not recorded: polled again when its claim's lease expires",
+                DPS_F_STR("service_id", pl->claim.service_id), DPS_F_INT("lease_ms", pl->claim.lease_ms));
     free_poll(p, pl);
+}
+
+static int by_service(const void *a, const void *b)
+{
+    return strcmp((*(poll_t *const *)a)->claim.service_id, (*(poll_t *const *)b)->claim.service_id);
 }
 
 /* Records the fetched polls, RECORD_BATCH to a transaction: a poll's recording is a few statements,
@@ -186,14 +197,18 @@ static void flush(poller_t *p)
 {
     dps_poll_record_t r[RECORD_BATCH];
     size_t at = 0;
+    int db_up;
 
+    /* rows locked in one order by every batch (dependencies, services, schedule by service id) */
+    qsort(p->done, p->ndone, sizeof(*p->done), by_service);
     while (at < p->ndone) {
         size_t n = p->ndone - at < RECORD_BATCH ? p->ndone - at : RECORD_BATCH;
         for (size_t i = 0; i < n; i++)
             r[i] = (dps_poll_record_t){.claim = &p->done[at + i]->claim, .outcome = p->done[at + i]->o};
         dps_schedule_record_batch(p->db, r, n);
+        db_up = dps_db_check(p->db) == 0;
         for (size_t i = 0; i < n; i++)
-            recorded(p, p->done[at + i], r[i].status, r[i].next_in_ms);
+            recorded(p, p->done[at + i], r[i].status, r[i].next_in_ms, db_up);
         at += n;
     }
     p->ndone = 0;
@@ -221,7 +236,7 @@ static void complete(poller_t *p, poll_t *pl, const char *error, const char *bod
         if (v == NULL) { /* out of memory: this one alone, now */
             int64_t next_in = 0;
             dps_record_status_t st = dps_schedule_record(p->db, &pl->claim, &pl->o, &next_in);
-            recorded(p, pl, st, next_in);
+            recorded(p, pl, st, next_in, dps_db_check(p->db) == 0);
             return;
         }
         p->done = v, p->adone = a;
@@ -371,6 +386,7 @@ static void stop(poller_t *p, const sigset_t *mask)
     DPS_LOG(DPS_LOG_INFO, "stopping", DPS_F_INT("in_flight", dps_fetch_in_flight(p->fetch)));
     while (dps_fetch_in_flight(p->fetch) > 0 && dps_mono_ms() < deadline)
         wait_once(p, deadline, mask);
+    release_lost(p); /* recordings that failed while draining */
     if ((n = dps_fetch_in_flight(p->fetch)) == 0 || (users = calloc(n, sizeof(*users))) == NULL)
         return;
     n = dps_fetch_users(p->fetch, users, n);

@@ -386,6 +386,8 @@ void dps_schedule_record_batch(dps_db_t *db, dps_poll_record_t *r, size_t n)
         if (t != TX_RETRY || ++retries >= MAX_ATTEMPTS)
             break;
     }
+    if (t == TX_FAILED)
+        (void)dps_db_check(db); /* a lost connection is reopened for the polls one by one */
     for (size_t i = 0; i < n; i++)
         if (r[i].status == PENDING)
             /* committed; or one poll's statements failed: each poll alone, so that it costs no other

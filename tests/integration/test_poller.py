@@ -661,7 +661,16 @@ def test_polls_ending_together_are_recorded_together(migrated_db, server, target
              what="the second round recorded", detail=srv.tail)
     assert set(deps(db, broken)) == {"d7a"}
     assert [o for o in srv.log_lines() if o.get("msg") == "poll results not written"]
+    # its claim is left to its lease: the service is not polled again and again meanwhile
+    wait_for(lambda: [o for o in srv.log_lines() if o.get("msg", "").startswith("poll not recorded")
+                      and o.get("service_id") == broken], 5, what="the unrecorded poll's log line", detail=srv.tail)
+    seen = target.count("/t7")
+    time.sleep(2.0)
+    assert target.count("/t7") == seen
+    assert db.psql(f"SELECT claimed_until > now() + interval '50 seconds' FROM poll_schedule WHERE service_id = '{broken}'") == "t"
+    # fixed, and the lease run out (moved by hand): recorded
     db.psql("DROP TRIGGER test_refuse ON dependencies")
+    db.psql(f"UPDATE poll_schedule SET claimed_until = now() WHERE service_id = '{broken}'; NOTIFY depsera_poll")
     wait_for(lambda: set(deps(db, broken)) == {"d7a", "d7b"}, 10, what="the broken service recorded once it is fixed",
              detail=srv.tail)
 
