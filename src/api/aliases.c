@@ -15,7 +15,11 @@ static const char forbidden[] = "Admin or team lead access required for a team w
 
 /* Alias changes reach the dependencies they name at once rather than at each one's next poll or push
  * (open-questions.md D24): the upsert writes canonical_name from the alias table, and so does this. */
-#define APPLY_SQL "UPDATE dependencies SET canonical_name = $2 WHERE name = $1 AND canonical_name IS DISTINCT FROM $2"
+/* The rows are locked in service-id order first, the order in which the poller records its
+ * batches: an alias touching many services cannot deadlock with a batch. */
+#define APPLY_SQL                                                                                                                  \
+    "WITH l AS (SELECT id FROM dependencies WHERE name = $1 AND canonical_name IS DISTINCT FROM $2 "                               \
+    "ORDER BY service_id, id FOR UPDATE) UPDATE dependencies d SET canonical_name = $2 FROM l WHERE d.id = l.id"
 
 void dps_api_aliases_list(dps_req_t *r)
 {
