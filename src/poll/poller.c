@@ -199,6 +199,8 @@ static void flush(poller_t *p)
     size_t at = 0;
     int db_up;
 
+    if (p->ndone == 0)
+        return; /* (and p->done may be NULL, which qsort must not get) */
     /* rows locked in one order by every batch (dependencies, services, schedule by service id) */
     qsort(p->done, p->ndone, sizeof(*p->done), by_service);
     while (at < p->ndone) {
