@@ -9,6 +9,7 @@ intervals may be shorter than the API's 5 s minimum.
 
 import http.server
 import json
+import os
 import signal
 import socket
 import threading
@@ -675,6 +676,27 @@ def test_polls_ending_together_are_recorded_together(migrated_db, server, target
              detail=srv.tail)
 
 
+def tcp_connections(pid):
+    """(local port, remote IPv4 address, remote port) of the TCP connections process pid has open."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    out = set()
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if cols[9] in inodes:
+                rip, rport = cols[2].split(":")
+                out.add((int(cols[1].split(":")[1], 16), socket.inet_ntoa(bytes.fromhex(rip)[::-1]), int(rport, 16)))
+    return out
+
+
 def gated_routes(target, paths):
     """Routes that hold each request until the gate opens; live counts them (now, max)."""
     gate, lock, live = threading.Event(), threading.Lock(), {"now": 0, "max": 0}
@@ -814,14 +836,17 @@ def test_two_pollers_at_scale_and_takeover(migrated_db, server):
     targets = [Target(host=f"127.0.0.{h}") for h in range(1, 11)]
     try:
         answer = json.dumps([{"name": "d", "healthy": True, "latencyMs": 1}])
-        lock, live = threading.Lock(), [0]
+        lock, live = threading.Lock(), {}
 
         def slow(h):
+            conn = (h.client_address[1], h.server.server_address[0], h.server.server_address[1])
             with lock:
-                live[0] += 1
+                live[conn] = live.get(conn, 0) + 1
             time.sleep(delay)
             with lock:
-                live[0] -= 1
+                live[conn] -= 1
+                if not live[conn]:
+                    del live[conn]
             h.answer(200, answer)
 
         where, values = {}, []
@@ -842,9 +867,13 @@ def test_two_pollers_at_scale_and_takeover(migrated_db, server):
         wait_for(lambda: all(hits(i) for i in range(n)), 30, what="every service polled once", detail=a.tail)
         t0 = time.monotonic() + interval  # the first round's burst is over
         time.sleep(t0 + window - time.monotonic())
-        # the rounds come in bursts (all services were due at once at the start): kill in one, so
-        # that the killed poller has polls in flight
-        wait_for(lambda: live[0] >= 10, 10, interval=0.01, what="a burst of polls", detail=a.tail)
+        # kill while the poller has polls in flight: its connections (from /proc) among those of the
+        # requests the targets are answering
+        def a_in_flight():
+            with lock:
+                conns = set(live)
+            return len(conns) >= 5 and conns & tcp_connections(a.pid)
+        wait_for(a_in_flight, 20, interval=0.01, what="polls in flight from the first poller", detail=a.tail)
         tk = time.monotonic()
         a.stop(signal.SIGKILL)
         assert a.wait(5) == -signal.SIGKILL
